@@ -1,0 +1,30 @@
+"""Settings, read from the environment with the ``EHR_`` prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EHR_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///var/ehr.db"
+    var_dir: Path = Path("var")
+    # Absolute base URL used in Location headers and Bundle links when the service sits behind a
+    # proxy; when empty it is derived from each request.
+    base_url: str = ""
+    max_body_bytes: int = 32 * 1024 * 1024
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    sqlite_busy_timeout_ms: int = 30_000
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

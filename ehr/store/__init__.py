@@ -1,0 +1,1 @@
+"""Versioned FHIR resource storage: current versions, immutable history, search index."""

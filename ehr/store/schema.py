@@ -1,0 +1,18 @@
+"""Creating and upgrading the database schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+from ehr.store import tables  # noqa: F401  (registers the tables on the metadata)
+
+
+def create_all(engine: Engine) -> None:
+    """Create every table directly from the models (tests and first start)."""
+    SQLModel.metadata.create_all(engine)
+
+
+def table_names() -> list[str]:
+    """All tables, children before parents (safe order for deletes)."""
+    return [t.name for t in reversed(SQLModel.metadata.sorted_tables)]

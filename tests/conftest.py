@@ -1,0 +1,116 @@
+"""Shared fixtures: every database test runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL is used when ``EHR_TEST_POSTGRES_URL`` is set or 127.0.0.1:5432 answers; each pytest
+process gets a database of its own (created here, dropped at the end) so parallel runs never
+share state. Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from ehr.config import Settings
+from ehr.db import create_db_engine, normalise_url
+from ehr.store.schema import create_all, table_names
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FHIR_DATA = SHARED / "fhir-data"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("EHR_TEST_POSTGRES_URL")
+    if url:
+        return normalise_url(url)
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return DEFAULT_PG
+    except OSError:
+        return None
+
+
+def _backends() -> list[str]:
+    wanted = os.environ.get("EHR_TEST_BACKENDS", "sqlite,postgresql").split(",")
+    return [b.strip() for b in wanted if b.strip()]
+
+
+@pytest.fixture(scope="session", params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str | None]:
+    url = _postgres_url()
+    if url is None:
+        yield None
+        return
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"ehr_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {url} refused CREATE DATABASE: {exc}")
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    backend: str, _pg_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    if backend == "postgresql":
+        if _pg_database is None:
+            pytest.skip("PostgreSQL not reachable: set EHR_TEST_POSTGRES_URL or start it on :5432")
+        return _pg_database
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'ehr.db'}"
+
+
+@pytest.fixture(scope="session")
+def _engine(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    settings = Settings(database_url=database_url, var_dir=tmp_path_factory.mktemp("var"))
+    engine = create_db_engine(settings)
+    create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _wipe(engine: Engine) -> None:
+    names = table_names()
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in names:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def engine(_engine: Engine) -> Iterator[Engine]:
+    """The backend's engine with every table empty."""
+    _wipe(_engine)
+    yield _engine
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, var_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def fhir_data() -> Path:
+    if not FHIR_DATA.is_dir():
+        pytest.skip(f"shared FHIR test data not found at {FHIR_DATA}")
+    return FHIR_DATA
