@@ -38,11 +38,12 @@ class RequestContext:
     base_url: str = ""
 
 
-_current: ContextVar[RequestContext] = ContextVar("ehr_request_context", default=RequestContext())
+_DEFAULT = RequestContext()
+_current: ContextVar[RequestContext | None] = ContextVar("ehr_request_context", default=None)
 
 
 def current_context() -> RequestContext:
-    return _current.get()
+    return _current.get() or _DEFAULT
 
 
 @contextmanager

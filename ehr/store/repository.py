@@ -42,7 +42,9 @@ def current_from_row(row: Sequence[object]) -> StoredResource:
     return StoredResource(*row)  # type: ignore[arg-type]
 
 
-def get_current(session: Session, rtype: str, rid: str, *, lock: bool = False) -> StoredResource | None:
+def get_current(
+    session: Session, rtype: str, rid: str, *, lock: bool = False
+) -> StoredResource | None:
     stmt = _select_current.with_for_update() if lock else _select_current
     row = session.execute(stmt, {"t": rtype, "i": rid}).first()
     return StoredResource(*row) if row else None

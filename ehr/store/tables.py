@@ -29,7 +29,7 @@ CString = sa.String().with_variant(postgresql.VARCHAR(collation="C"), "postgresq
 LongText = sa.Text()
 
 
-def _fk() -> sa.Column:  # type: ignore[type-arg]
+def _fk() -> sa.Column:
     return sa.Column(
         sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
         sa.ForeignKey("resource.pk", ondelete="CASCADE"),

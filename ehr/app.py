@@ -1,0 +1,89 @@
+"""Composition root: build the FastAPI application and wire routers, pipeline and hooks."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ehr import __version__
+from ehr.config import Settings, get_settings
+from ehr.db import create_db_engine
+from ehr.errors import EhrError, Issue
+from ehr.fhir.api import build_router
+from ehr.fhir.bundles import outcome_bytes
+from ehr.fhir.http import FHIR_JSON
+from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.router import FhirRouter
+
+log = logging.getLogger("ehr")
+
+_STATUS_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
+                 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """The one place where guards, the audit recorder and clinical rules are plugged in."""
+    return Pipeline(settings)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or create_db_engine(settings)
+    pipeline = build_pipeline(settings)
+    fhir = FhirRouter(engine, pipeline)
+
+    app = FastAPI(title="ehr", version=__version__,
+                  description="FHIR R4 record service for ketamine-assisted therapy programs")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.pipeline = pipeline
+    app.state.fhir = fhir
+    app.include_router(build_router(fhir))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse("/fhir/metadata")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    def _fhir_error(request: Request, status: int, issue: Issue) -> Response:
+        if request.url.path.startswith("/fhir"):
+            return Response(outcome_bytes([issue]), status, media_type=FHIR_JSON)
+        return JSONResponse({"detail": issue.diagnostics}, status)
+
+    @app.exception_handler(EhrError)
+    async def ehr_error(request: Request, exc: EhrError) -> Response:
+        if request.url.path.startswith("/fhir"):
+            return Response(outcome_bytes(exc.issues), exc.status, headers=exc.headers,
+                            media_type=FHIR_JSON)
+        return JSONResponse({"detail": exc.diagnostics,
+                             "issues": [i.to_fhir() for i in exc.issues]},
+                            exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "processing")
+        return _fhir_error(request, exc.status_code, Issue(code, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _fhir_error(request, 400, Issue("invalid", str(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _fhir_error(request, 500, Issue("exception", "Internal error; it was logged"))
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` (settings from the environment)."""
+    return create_app()

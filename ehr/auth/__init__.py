@@ -1,0 +1,1 @@
+"""Identity and access control (users, tokens, scopes, policy, care teams)."""

@@ -1,0 +1,135 @@
+"""The ``ehr`` command line: serve, database upgrades, bulk loading and demo data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ehr.config import Settings, get_settings
+from ehr.context import SYSTEM, RequestContext
+
+cli = typer.Typer(help="ehr: FHIR R4 record service for ketamine-assisted therapy programs.",
+                  no_args_is_help=True, add_completion=False)
+db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from ehr.db import create_db_engine
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return create_db_engine(settings)
+
+
+def _upgrade(settings: Settings) -> None:
+    from ehr.store.migrate import upgrade
+
+    engine = _engine(settings)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (creates the SQLite file under var/ if needed)."""
+    settings = get_settings()
+    _upgrade(settings)
+    typer.echo("database is at the latest schema")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
+) -> None:
+    """Apply migrations, then serve the API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    _upgrade(settings)
+    uvicorn.run("ehr.app:app_factory", factory=True, host=host, port=port, workers=workers,
+                reload=reload, log_level=settings.log_level, access_log=False,
+                proxy_headers=True)
+
+
+@cli.command()
+def load(
+    files: Annotated[list[Path], typer.Argument(help="Bundles, resources or NDJSON files",
+                                                exists=True, dir_okay=False, readable=True)],
+    batch_size: Annotated[int, typer.Option(help="Resources per transaction for NDJSON")] = 500,
+    continue_on_error: Annotated[bool, typer.Option(help="Report bad records and go on")] = False,
+) -> None:
+    """Load FHIR data through the same write path as the API, with a progress bar."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeElapsedColumn
+
+    from ehr.app import build_pipeline
+    from ehr.fhir.loader import LoadFailed, load_file
+
+    settings = get_settings()
+    _upgrade(settings)
+    engine = _engine(settings)
+    pipeline = build_pipeline(settings)
+    ctx = RequestContext(actor=SYSTEM, user_agent="ehr load")
+    failed = 0
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  "{task.fields[records]} records", TimeElapsedColumn(),
+                  disable=not sys.stderr.isatty() and not os.environ.get("EHR_PROGRESS")) as bar:
+        for path in files:
+            task = bar.add_task(path.name, total=path.stat().st_size, records=0)
+
+            def progress(done: int, read: int, task: TaskID = task) -> None:
+                bar.update(task, completed=read, records=done)
+
+            try:
+                report = load_file(engine, pipeline, ctx, path, batch_size=batch_size,
+                                   progress=progress, continue_on_error=continue_on_error)
+            except LoadFailed as err:
+                bar.stop()
+                typer.echo(f"{path}: {err.diagnostics}", err=True)
+                engine.dispose()
+                raise typer.Exit(code=1) from err
+            bar.update(task, completed=path.stat().st_size)
+            typer.echo(f"{path}: {report.created} created, {report.updated} updated, "
+                       f"{report.failed} failed")
+            for problem in report.errors:
+                typer.echo(f"  {problem}", err=True)
+            failed += report.failed
+    engine.dispose()
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only seed an empty database")
+    ] = False,
+) -> None:
+    """Seed a small demonstration clinic through the write path."""
+    from ehr.demo import seed_demo
+
+    settings = get_settings()
+    _upgrade(settings)
+    engine = _engine(settings)
+    try:
+        summary = seed_demo(engine, settings, only_if_empty=if_empty)
+    finally:
+        engine.dispose()
+    typer.echo(summary)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The FHIR R4 REST layer: routing, interactions, search, bundles, capability, outcomes."""

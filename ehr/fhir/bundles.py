@@ -1,0 +1,117 @@
+"""Bundles built from stored text: searchset and history pages are assembled as bytes.
+
+Stored resources are spliced in verbatim, so a page of results costs no JSON parsing unless
+``_summary`` or ``_elements`` asks for a subset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+from ehr.errors import Issue, outcome_of
+from ehr.fhir import canonical_json
+from ehr.fhir.reader import HistoryResult, SearchResult
+from ehr.fhir.subsetting import select_elements, summarize
+from ehr.store.repository import StoredResource
+
+
+def _link(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
+    query = urlencode(list(params))
+    return f"{base}/{path}" + (f"?{query}" if query else "")
+
+
+def _head(kind: str, total: int | None, links: list[tuple[str, str]]) -> str:
+    parts = [
+        '{"resourceType":"Bundle"',
+        f'"id":"{uuid.uuid4()}"',
+        f'"meta":{{"lastUpdated":"{canonical_json.instant(canonical_json.now_us())}"}}',
+        f'"type":"{kind}"',
+    ]
+    if total is not None:
+        parts.append(f'"total":{total}')
+    if links:
+        parts.append('"link":' + canonical_json.dumps_any(
+            [{"relation": rel, "url": url} for rel, url in links]))
+    return ",".join(parts)
+
+
+def _content(stored: StoredResource, summary: str | None, elements: list[str] | None) -> str:
+    text = stored.content or "{}"
+    if (summary in (None, "false")) and not elements:
+        return text
+    resource = canonical_json.loads(text)
+    if elements:
+        resource = select_elements(resource, elements)
+    elif summary:
+        resource = summarize(resource, summary)
+    return canonical_json.dumps(resource)
+
+
+def searchset(
+    base: str, rtype: str | None, result: SearchResult
+) -> bytes:
+    req = result.request
+    path = rtype or ""
+    params = list(req.link_params)
+    links = [("self", _link(base, path, params))]
+    if result.next_cursor:
+        links.append(("next", _link(base, path, [*params, ("_cursor", result.next_cursor)])))
+    if result.prev_cursor:
+        links.append(("previous", _link(base, path, [*params, ("_cursor", result.prev_cursor)])))
+    entries: list[str] = []
+    for rows, mode in ((result.matches, "match"), (result.included, "include")):
+        for stored in rows:
+            entries.append(
+                f'{{"fullUrl":"{base}/{stored.rtype}/{stored.rid}",'
+                f'"resource":{_content(stored, req.summary, req.elements)},'
+                f'"search":{{"mode":"{mode}"}}}}'
+            )
+    if result.warnings:
+        entries.append(
+            '{"resource":' + canonical_json.dumps_any(outcome_of(result.warnings))
+            + ',"search":{"mode":"outcome"}}'
+        )
+    body = _head("searchset", result.total, links)
+    if entries:
+        body += ',"entry":[' + ",".join(entries) + "]"
+    return (body + "}").encode()
+
+
+def history(
+    base: str, path: str, result: HistoryResult, params: Sequence[tuple[str, str]]
+) -> bytes:
+    kept = [(k, v) for k, v in params if k != "_cursor"]
+    links = [("self", _link(base, path, kept))]
+    if result.next_cursor:
+        links.append(("next", _link(base, path, [*kept, ("_cursor", result.next_cursor)])))
+    if result.prev_cursor:
+        links.append(("previous", _link(base, path, [*kept, ("_cursor", result.prev_cursor)])))
+    entries: list[str] = []
+    for v in result.versions:
+        url = f"{v.rtype}/{v.rid}"
+        status = "201 Created" if v.version_id == 1 else "200 OK"
+        response = canonical_json.dumps_any({
+            "status": "410 Gone" if v.deleted else status,
+            "etag": f'W/"{v.version_id}"',
+            "lastModified": canonical_json.instant(v.last_updated),
+        })
+        if v.deleted:
+            request = f'{{"method":"DELETE","url":"{url}"}}'
+            entries.append(f'{{"fullUrl":"{base}/{url}","request":{request},"response":{response}}}')
+        else:
+            method, target = ("POST", v.rtype) if v.method == "create" and v.version_id == 1 \
+                else ("PUT", url)
+            entries.append(
+                f'{{"fullUrl":"{base}/{url}","resource":{v.content},'
+                f'"request":{{"method":"{method}","url":"{target}"}},"response":{response}}}'
+            )
+    body = _head("history", result.total, links)
+    if entries:
+        body += ',"entry":[' + ",".join(entries) + "]"
+    return (body + "}").encode()
+
+
+def outcome_bytes(issues: Sequence[Issue]) -> bytes:
+    return canonical_json.dumps_any(outcome_of(issues)).encode()

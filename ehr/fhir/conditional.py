@@ -1,0 +1,32 @@
+"""Conditional matching (If-None-Exist, conditional update/delete, conditional references)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from sqlmodel import Session
+
+from ehr.context import RequestContext
+from ehr.errors import BadRequest
+from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.search import parse_search
+from ehr.store.repository import StoredResource, get_current_by_pks
+from ehr.store.search_sql import matching_pks
+
+
+def find_matches(
+    pipeline: Pipeline, session: Session, ctx: RequestContext, rtype: str, query: str
+) -> list[StoredResource]:
+    """At most two matches: enough to tell none, one and several apart."""
+    query = query.split("?", 1)[1] if "?" in query else query
+    params = parse_qsl(query, keep_blank_values=True)
+    if not params:
+        raise BadRequest("A conditional request needs search criteria", code="invalid")
+    request = parse_search(
+        rtype, params, strict=True,
+        default_count=pipeline.settings.default_page_size,
+        max_count=pipeline.settings.max_page_size,
+    )
+    restriction = pipeline.guard.restriction(session, ctx, rtype)
+    pks = matching_pks(session, rtype, request.criteria, limit=2, restriction=restriction)
+    return get_current_by_pks(session, pks)

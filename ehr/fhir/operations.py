@@ -1,0 +1,81 @@
+"""Named operations (``$validate``; later ``$everything``, ``$export``, ...) and their registry.
+
+The CapabilityStatement lists exactly what is registered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ehr.errors import BadRequest, EhrError, Issue
+from ehr.fhir import bundles
+from ehr.fhir.http import FhirResponse
+from ehr.fhir.interactions import Exchange
+from ehr.fhir.validation import validate_resource
+
+Handler = Callable[[Exchange, str | None, str | None], FhirResponse]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # without the "$"
+    handler: Handler
+    types: tuple[str, ...] = ("*",)  # "*" = every type
+    levels: tuple[str, ...] = ("type",)  # "system" | "type" | "instance"
+    methods: tuple[str, ...] = ("POST",)
+    writes: bool = False
+    definition: str = ""
+    documentation: str = ""
+
+
+class OperationRegistry:
+    def __init__(self) -> None:
+        self._ops: dict[str, list[Operation]] = {}
+
+    def register(self, op: Operation) -> None:
+        self._ops.setdefault(op.name, []).append(op)
+
+    def find(self, name: str, level: str, rtype: str | None) -> Operation | None:
+        for op in self._ops.get(name, []):
+            if level in op.levels and (rtype is None or "*" in op.types or rtype in op.types):
+                return op
+        return None
+
+    def known(self, name: str) -> bool:
+        return name in self._ops
+
+    def all(self) -> list[Operation]:
+        return [op for ops in self._ops.values() for op in ops]
+
+
+def validate_operation(ex: Exchange, rtype: str | None, rid: str | None) -> FhirResponse:
+    """``$validate``: 200 with an OperationOutcome whether or not the resource is valid."""
+    body = ex.json_body()
+    resource: Any = body
+    if body.get("resourceType") == "Parameters":
+        resource = None
+        for param in body.get("parameter", []):
+            if param.get("name") == "resource":
+                resource = param.get("resource")
+        if resource is None:
+            raise BadRequest("Parameters must carry a 'resource' parameter",
+                             expression=("Parameters.parameter",))
+    try:
+        issues = validate_resource(resource, expected_type=rtype, expected_id=rid)
+    except EhrError as err:
+        issues = err.issues
+    if not issues:
+        issues = [Issue("informational", "Validation successful: no issues found", "information")]
+    return FhirResponse(200, bundles.outcome_bytes(issues))
+
+
+def default_operations() -> OperationRegistry:
+    registry = OperationRegistry()
+    registry.register(Operation(
+        "validate", validate_operation, levels=("type", "instance"),
+        definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        documentation="Validate a resource (structure, required bindings, references).",
+    ))
+    return registry

@@ -1,0 +1,93 @@
+"""The seams of the one write path and the one read path.
+
+A ``Pipeline`` carries the access guard (filled by the identity issue), the audit recorder
+(filled by the audit issue) and the clinical rule registry. The defaults allow everything and
+record nothing, so the store and REST layer run on their own; the composition root swaps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from ehr.config import Settings
+from ehr.context import RequestContext
+from ehr.store.hooks import RuleRegistry
+from ehr.store.repository import StoredResource
+
+# A filter over the ``resource`` table (or an alias of it) that every search must AND in.
+Restriction = Callable[[Any], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class AccessEvent:
+    """What one interaction did, for the audit trail."""
+
+    interaction: str  # read, vread, search-type, history-instance, create, update, delete, ...
+    rtype: str | None = None
+    rid: str | None = None
+    version_id: int | None = None
+    status: int = 200
+    patients: tuple[str, ...] = ()
+    query: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Guard(Protocol):
+    def authorize(
+        self,
+        session: Session,
+        ctx: RequestContext,
+        interaction: str,
+        rtype: str | None,
+        *,
+        resource: dict[str, Any] | None = None,
+        stored: StoredResource | None = None,
+    ) -> None:
+        """Raise Forbidden / NotFound when the actor may not do this."""
+
+    def restriction(
+        self, session: Session, ctx: RequestContext, rtype: str | None
+    ) -> Restriction | None:
+        """The SQL filter that limits what a search or history may return."""
+
+
+class Recorder(Protocol):
+    def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
+        """Append an audit record inside the request's transaction."""
+
+
+class AllowAll:
+    def authorize(
+        self,
+        session: Session,
+        ctx: RequestContext,
+        interaction: str,
+        rtype: str | None,
+        *,
+        resource: dict[str, Any] | None = None,
+        stored: StoredResource | None = None,
+    ) -> None:
+        return None
+
+    def restriction(
+        self, session: Session, ctx: RequestContext, rtype: str | None
+    ) -> Restriction | None:
+        return None
+
+
+class NullRecorder:
+    def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
+        return None
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    guard: Guard = field(default_factory=AllowAll)
+    recorder: Recorder = field(default_factory=NullRecorder)
+    rules: RuleRegistry = field(default_factory=RuleRegistry)

@@ -1,0 +1,223 @@
+"""The one write path: validate -> authorize -> clinical rules -> store version + index -> audit.
+
+Every create, update and delete (REST, transaction entries, ``ehr load``, workflow services)
+goes through ``Writer``. It only flushes: the caller's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from ehr.context import RequestContext
+from ehr.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
+from ehr.fhir import canonical_json
+from ehr.fhir.conditional import find_matches
+from ehr.fhir.pipeline import AccessEvent, Pipeline
+from ehr.fhir.search import index_values
+from ehr.fhir.validation import ensure_valid
+from ehr.store import repository
+from ehr.store.hooks import Change
+from ehr.store.index_writer import delete_index, replace_index
+from ehr.store.repository import StoredResource
+
+
+@dataclass
+class WriteOutcome:
+    """The result of one write: ``status`` is the HTTP status a REST client should see."""
+
+    stored: StoredResource | None
+    status: int
+    issues: list[Issue] = field(default_factory=list)
+
+
+def patients_of(rtype: str, rid: str, resource: dict[str, Any] | None) -> tuple[str, ...]:
+    """The patients a resource concerns (for the audit trail), from its usual elements."""
+    if rtype == "Patient":
+        return (rid,)
+    found: list[str] = []
+    if resource:
+        for key in ("patient", "subject", "beneficiary"):
+            ref = resource.get(key)
+            if isinstance(ref, dict):
+                text = ref.get("reference")
+                if isinstance(text, str) and text.startswith("Patient/"):
+                    found.append(text.split("/")[1])
+    return tuple(dict.fromkeys(found))
+
+
+class Writer:
+    def __init__(self, pipeline: Pipeline, session: Session, ctx: RequestContext) -> None:
+        self.pipeline = pipeline
+        self.session = session
+        self.ctx = ctx
+
+    # -- interactions ---------------------------------------------------------------------
+
+    def create(
+        self,
+        rtype: str,
+        resource: dict[str, Any],
+        *,
+        if_none_exist: str | None = None,
+        validate: bool = True,
+    ) -> WriteOutcome:
+        if validate:
+            ensure_valid(resource, expected_type=rtype)
+        if if_none_exist:
+            matches = find_matches(self.pipeline, self.session, self.ctx, rtype, if_none_exist)
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"If-None-Exist matched {len(matches)} {rtype} resources",
+                    code="multiple-matches",
+                )
+            if matches:
+                return WriteOutcome(matches[0], 200)
+        rid = str(uuid.uuid4())
+        return self._store(rtype, rid, resource, prior=None, interaction="create")
+
+    def update(
+        self,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any],
+        *,
+        if_match: int | None = None,
+        validate: bool = True,
+    ) -> WriteOutcome:
+        if validate:
+            ensure_valid(resource, expected_type=rtype, expected_id=rid, require_id=True)
+        prior = repository.get_current(self.session, rtype, rid, lock=True)
+        if if_match is not None and (prior is None or prior.version_id != if_match):
+            current = "none" if prior is None else str(prior.version_id)
+            raise PreconditionFailed(
+                f"If-Match version {if_match} does not match current version {current}"
+            )
+        interaction = "update" if prior is not None and not prior.deleted else "create"
+        return self._store(rtype, rid, resource, prior=prior, interaction=interaction,
+                           client_id=True)
+
+    def conditional_update(
+        self, rtype: str, query: str, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> WriteOutcome:
+        ensure_valid(resource, expected_type=rtype)
+        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"Conditional update matched {len(matches)} {rtype} resources",
+                code="multiple-matches",
+            )
+        if not matches:
+            given = resource.get("id")
+            if isinstance(given, str):
+                return self.update(rtype, given, resource, if_match=if_match, validate=False)
+            rid = str(uuid.uuid4())
+            return self._store(rtype, rid, resource, prior=None, interaction="create")
+        rid = matches[0].rid
+        if resource.get("id") not in (None, rid):
+            raise Unprocessable(
+                f"Resource id {resource.get('id')!r} does not match the matched {rtype}/{rid}",
+                code="invalid", expression=(f"{rtype}.id",),
+            )
+        return self.update(rtype, rid, {**resource, "id": rid}, if_match=if_match, validate=False)
+
+    def delete(self, rtype: str, rid: str) -> WriteOutcome:
+        prior = repository.get_current(self.session, rtype, rid, lock=True)
+        if prior is None:
+            raise NotFound(f"{rtype}/{rid} does not exist")
+        if prior.deleted:
+            gone = Issue("informational", "Already deleted", "information")
+            return WriteOutcome(prior, 200, [gone])
+        return self._store(rtype, rid, None, prior=prior, interaction="delete")
+
+    def conditional_delete(self, rtype: str, query: str) -> WriteOutcome:
+        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"Conditional delete matched {len(matches)} {rtype} resources",
+                code="multiple-matches",
+            )
+        if not matches:
+            return WriteOutcome(None, 200, [Issue("not-found", "No match: nothing deleted",
+                                                  "information")])
+        return self.delete(rtype, matches[0].rid)
+
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def _store(
+        self,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any] | None,
+        *,
+        prior: StoredResource | None,
+        interaction: str,
+        client_id: bool = False,
+    ) -> WriteOutcome:
+        self.pipeline.guard.authorize(
+            self.session, self.ctx, interaction, rtype, resource=resource, stored=prior
+        )
+        change = Change(interaction, rtype, rid, resource, prior)
+        self.pipeline.rules.apply(self.session, self.ctx, change)
+        if change.refused:
+            raise Unprocessable(issues=change.issues)
+
+        now = canonical_json.now_us()
+        version = 1 if prior is None else prior.version_id + 1
+        full = None if change.resource is None else _with_meta(change.resource, rid, version, now)
+        content = None if full is None else canonical_json.dumps(full)
+        if prior is None and content is not None:
+            pk = self._insert(rtype, rid, content, now, client_id=client_id)
+        else:
+            assert prior is not None
+            pk = prior.pk
+            if not repository.bump_current(
+                self.session, pk, prior.version_id, content=content, last_updated=now,
+                deleted=content is None,
+            ):
+                raise PreconditionFailed(f"{rtype}/{rid} changed concurrently; re-read and retry")
+        repository.append_version(
+            self.session, res_pk=pk, rtype=rtype, rid=rid, version_id=version, last_updated=now,
+            method=interaction, content=content, request_id=self.ctx.request_id,
+            actor_id=self.ctx.actor.id,
+        )
+        if full is None:
+            delete_index(self.session, pk)
+        else:
+            replace_index(self.session, pk, rtype, index_values(rtype, full))
+        stored = StoredResource(pk, rtype, rid, version, now, content is None, content, interaction)
+        for callback in change.after_store:
+            callback(self.session, stored)
+        self.pipeline.recorder.record(
+            self.session, self.ctx,
+            AccessEvent(interaction, rtype, rid, version,
+                        201 if interaction == "create" else 200,
+                        patients_of(rtype, rid, change.resource or None)),
+        )
+        status = 201 if interaction == "create" else 200
+        return WriteOutcome(stored, status, [i for i in change.issues if i.severity != "error"])
+
+
+    def _insert(self, rtype: str, rid: str, content: str, now: int, *, client_id: bool) -> int:
+        if not client_id:
+            # A fresh UUID cannot collide: skip the savepoint round trips on the hot path.
+            return repository.insert_resource(self.session, rtype, rid, content, now)
+        try:
+            with self.session.begin_nested():
+                return repository.insert_resource(self.session, rtype, rid, content, now)
+        except IntegrityError as exc:
+            raise Conflict(f"{rtype}/{rid} was created concurrently; retry") from exc
+
+
+def _with_meta(resource: dict[str, Any], rid: str, version: int, now: int) -> dict[str, Any]:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = canonical_json.instant(now)
+    out = dict(resource)
+    out["id"] = rid
+    out["meta"] = meta
+    return out

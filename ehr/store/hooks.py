@@ -1,0 +1,64 @@
+"""Write hooks: where clinical rules plug into the one write path.
+
+The store never learns what a rule checks. A rule sees the proposed change inside the request's
+transaction, may add issues to the outcome (errors refuse the write, warnings ride along on
+success) and may write other resources through the ``session`` it is given. Every rule for a
+resource type runs before the write is refused, so one response lists every failed rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from ehr.context import RequestContext
+from ehr.errors import Issue
+from ehr.store.repository import StoredResource
+
+
+@dataclass
+class Change:
+    """A proposed write: ``resource`` is None for a delete; ``prior`` is the current version."""
+
+    interaction: str  # "create" | "update" | "delete"
+    rtype: str
+    rid: str
+    resource: dict[str, Any] | None
+    prior: StoredResource | None
+    issues: list[Issue] = field(default_factory=list)
+    # Set by rules that need to act after the version is stored (e.g. score Observations).
+    after_store: list[Callable[[Session, StoredResource], None]] = field(default_factory=list)
+
+    def error(self, code: str, diagnostics: str, *expression: str) -> None:
+        self.issues.append(Issue(code, diagnostics, "error", tuple(expression)))
+
+    def warning(self, code: str, diagnostics: str, *expression: str) -> None:
+        self.issues.append(Issue(code, diagnostics, "warning", tuple(expression)))
+
+    @property
+    def refused(self) -> bool:
+        return any(i.severity in ("error", "fatal") for i in self.issues)
+
+
+WriteRule = Callable[[Session, RequestContext, Change], None]
+
+
+class RuleRegistry:
+    """Rules keyed by resource type; ``"*"`` applies to every type."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, list[WriteRule]] = defaultdict(list)
+
+    def register(self, rtype: str, rule: WriteRule) -> None:
+        self._rules[rtype].append(rule)
+
+    def rules_for(self, rtype: str) -> list[WriteRule]:
+        return [*self._rules.get("*", ()), *self._rules.get(rtype, ())]
+
+    def apply(self, session: Session, ctx: RequestContext, change: Change) -> None:
+        for rule in self.rules_for(change.rtype):
+            rule(session, ctx, change)
