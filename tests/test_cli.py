@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -71,7 +72,7 @@ def test_demo_seeds_once_with_if_empty(db_url: str) -> None:
 
 
 def test_load_ndjson(db_url: str, tmp_path: Path) -> None:
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"resourceType": "Patient", "id": f"nd-{i}", "name": [{"family": f"Nd{i}"}]}
         for i in range(5)
     ]

@@ -91,7 +91,8 @@ def history(
     entries: list[str] = []
     for v in result.versions:
         url = f"{v.rtype}/{v.rid}"
-        status = "201 Created" if v.version_id == 1 else "200 OK"
+        # A create after a delete is a later version, but still a 201.
+        status = "201 Created" if v.method in ("create", "insert") else "200 OK"
         response = canonical_json.dumps_any({
             "status": "410 Gone" if v.deleted else status,
             "etag": f'W/"{v.version_id}"',
@@ -101,7 +102,7 @@ def history(
             request = f'{{"method":"DELETE","url":"{url}"}}'
             entries.append(f'{{"fullUrl":"{base}/{url}","request":{request},"response":{response}}}')
         else:
-            method, target = ("POST", v.rtype) if v.method == "create" and v.version_id == 1 \
+            method, target = ("POST", v.rtype) if v.method == "create" \
                 else ("PUT", url)
             entries.append(
                 f'{{"fullUrl":"{base}/{url}","resource":{v.content},'

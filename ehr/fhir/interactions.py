@@ -75,11 +75,18 @@ def version_headers(stored: StoredResource, base: str) -> dict[str, str]:
     }
 
 
+# ``count`` only makes sense for a search.
+_READ_SUMMARY = frozenset({"true", "text", "data", "false"})
+
+
 def resource_response(ex: Exchange, stored: StoredResource, status: int = 200) -> FhirResponse:
     headers = version_headers(stored, ex.base)
     summary = _param(ex, "_summary")
     elements = _param(ex, "_elements")
     body = (stored.content or "").encode()
+    if summary is not None and summary not in _READ_SUMMARY:
+        raise BadRequest(f"_summary must be one of {', '.join(sorted(_READ_SUMMARY))} on a read",
+                         expression=("_summary",))
     if summary or elements:
         resource = canonical_json.loads(stored.content or "{}")
         if elements:
@@ -184,6 +191,9 @@ def search_post(ex: Exchange, rtype: str) -> FhirResponse:
         form = parse_qsl(ex.request.body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError as exc:
         raise BadRequest("The form body is not UTF-8") from exc
+    if any("\x00" in k or "\x00" in v for k, v in form):
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+        raise BadRequest("The form body contains a NUL character")
     return search(ex, rtype, [*ex.search_params(), *form])
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-import simplejson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -158,7 +157,7 @@ class _Loader:
             where = f"line {number}"
             try:
                 item: Any = canonical_json.loads(line)
-            except (simplejson.JSONDecodeError, UnicodeDecodeError) as exc:
+            except ValueError as exc:  # JSONDecodeError, bad UTF-8, over-long integers
                 item = BadRequest(f"Malformed JSON: {exc}", code="structure")
             except RecursionError:
                 item = BadRequest("Malformed JSON: nested too deeply", code="structure")
@@ -240,8 +239,10 @@ class _Loader:
                 self.report.created, self.report.updated = before
                 raise LoadFailed(stop.problem, self.report, _committed_text(committed_upto)) \
                     from stop.cause
+            if last_where or committed_upto == "":
+                # An empty last batch (the stream ended on a batch boundary) adds nothing to say.
+                self._progressed(position)
             committed_upto = last_where or committed_upto
-            self._progressed(position)
         return self.report
 
     def _one(self, session: Session, writer: Writer, where: str, item: Any) -> None:

@@ -55,11 +55,12 @@ def validate_operation(ex: Exchange, rtype: str | None, rid: str | None) -> Fhir
     body = ex.json_body()
     resource: Any = body
     if body.get("resourceType") == "Parameters":
+        params = body.get("parameter")
         resource = None
-        for param in body.get("parameter", []):
-            if param.get("name") == "resource":
+        for param in params if isinstance(params, list) else []:
+            if isinstance(param, dict) and param.get("name") == "resource":
                 resource = param.get("resource")
-        if resource is None:
+        if not isinstance(resource, dict):
             raise BadRequest("Parameters must carry a 'resource' parameter",
                              expression=("Parameters.parameter",))
     try:

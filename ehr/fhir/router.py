@@ -76,6 +76,11 @@ class FhirRouter:
         if len(request.body) > self.pipeline.settings.max_body_bytes:
             raise PayloadTooLarge(
                 f"The body exceeds {self.pipeline.settings.max_body_bytes} bytes")
+        for key, value in request.query:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+            if "\x00" in key or "\x00" in value:
+                raise BadRequest(f"Parameter {key!r} contains a NUL character",
+                                 expression=(key.replace("\x00", ""),))
 
     def _writes(self, request: FhirRequest) -> bool:
         if request.method in ("GET", "HEAD"):

@@ -16,7 +16,6 @@ does): a Synthea-sized bundle would otherwise echo megabytes nobody reads.
 from __future__ import annotations
 
 import uuid
-from http import HTTPStatus
 from typing import Any
 
 from sqlmodel import Session
@@ -31,12 +30,13 @@ from ehr.errors import (
     Unprocessable,
     outcome_of,
 )
-from ehr.fhir import canonical_json, interactions
+from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
 from ehr.fhir.http import FhirRequest, FhirResponse
 from ehr.fhir.interactions import Exchange, parse_etag
 from ehr.fhir.pipeline import AccessEvent, Pipeline
 from ehr.fhir.transaction_entries import PHASES, Entry, at_entry, check_envelope, parse_entry
+from ehr.fhir.transaction_reads import read_entry, status_line
 from ehr.fhir.transaction_refs import base_of, conditional_target, fhirpath, is_local, rewrite
 from ehr.fhir.validation import ensure_valid
 from ehr.fhir.writer import WriteOutcome, Writer
@@ -84,13 +84,6 @@ def execute_bundle(
     return out
 
 
-def status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
-
-
 class _Processor:
     def __init__(self, pipeline: Pipeline, session: Session, ctx: RequestContext,
                  base_url: str, prefer: str | None) -> None:
@@ -107,8 +100,7 @@ class _Processor:
     def transaction(self, raw_entries: list[Any]) -> list[dict[str, Any]]:
         entries = [parse_entry(i, raw, self.base) for i, raw in enumerate(raw_entries)]
         self._check_full_urls(entries)
-        for entry in entries:
-            self._guarded(entry, self._validate, entry)
+        self._validate_all(entries)
         responses: list[dict[str, Any] | None] = [None] * len(entries)
         written: dict[str, int] = {}
         for entry in (e for e in entries if e.phase == "DELETE"):
@@ -127,7 +119,8 @@ class _Processor:
         for phase in PHASES[1:]:
             for entry in (e for e in entries if e.phase == phase):
                 if phase == "GET":
-                    responses[entry.index] = self._guarded(entry, self._read, entry)
+                    responses[entry.index] = self._guarded(
+                        entry, read_entry, self._exchange(entry), entry)
                 elif entry.index in matched:
                     responses[entry.index] = self._response(200, matched[entry.index], [])
                 else:
@@ -150,8 +143,23 @@ class _Processor:
                 raise BadRequest(
                     f"{entry.label}.fullUrl {entry.full_url!r} repeats the fullUrl of "
                     f"Bundle.entry[{seen[entry.full_url]}]", code="invalid",
-                    expression=(f"{entry.label}.fullUrl",))
+                    expression=(f"Bundle.entry[{seen[entry.full_url]}].fullUrl",
+                                f"{entry.label}.fullUrl"))
             seen[entry.full_url] = entry.index
+
+    def _validate_all(self, entries: list[Entry]) -> None:
+        """Validate every entry before failing, so one response lists every invalid resource."""
+        failures: list[EhrError] = []
+        for entry in entries:
+            try:
+                self._guarded(entry, self._validate, entry)
+            except EhrError as err:
+                failures.append(err)
+        if failures:
+            # A malformed request (400) outranks invalid content (422) in the one status.
+            issues = [issue for err in failures for issue in err.issues]
+            lead = next((err for err in failures if err.status == 400), failures[0])
+            raise type(lead)(issues=issues)
 
     def _validate(self, entry: Entry) -> None:
         if entry.resource is None:
@@ -246,7 +254,8 @@ class _Processor:
         if identity in written:
             raise BadRequest(
                 f"{identity} is written by both Bundle.entry[{written[identity]}] and "
-                f"{entry.label}: a transaction may touch a resource only once", code="invalid")
+                f"{entry.label}: a transaction may touch a resource only once", code="invalid",
+                expression=(f"Bundle.entry[{written[identity]}]", entry.label))
         written[identity] = entry.index
 
     def _store(self, entry: Entry, rid: str, written: dict[str, int] | None) -> dict[str, Any]:
@@ -286,34 +295,10 @@ class _Processor:
             return self._written(outcome)
         return self._response(204, outcome.stored, [])
 
-    def _read(self, entry: Entry) -> dict[str, Any]:
+    def _exchange(self, entry: Entry) -> Exchange:
         headers = {"if-none-match": entry.if_none_match} if entry.if_none_match else {}
         request = FhirRequest("GET", entry.path, list(entry.params), headers, b"", self.base)
-        ex = Exchange(self.pipeline, self.session, self.ctx, request)
-        assert entry.rtype is not None
-        if entry.kind == "read":
-            assert entry.rid is not None
-            reply = interactions.read(ex, entry.rtype, entry.rid)
-        elif entry.kind == "vread":
-            assert entry.rid is not None and entry.vid is not None
-            reply = interactions.vread(ex, entry.rtype, entry.rid, entry.vid)
-        elif entry.kind == "search-type":
-            reply = interactions.search(ex, entry.rtype, ex.search_params())
-        else:
-            reply = interactions.history(ex, entry.rtype, entry.rid)
-        response: dict[str, Any] = {"status": status_line(reply.status)}
-        if "ETag" in reply.headers:
-            response["etag"] = reply.headers["ETag"]
-        out: dict[str, Any] = {}
-        if reply.body and entry.method == "GET":
-            resource = canonical_json.loads(reply.body)
-            last = (resource.get("meta") or {}).get("lastUpdated")
-            if last and entry.kind in ("read", "vread"):
-                response["lastModified"] = last
-                out["fullUrl"] = f"{self.base}/{entry.rtype}/{resource.get('id')}"
-            out["resource"] = resource
-        out["response"] = response
-        return out
+        return Exchange(self.pipeline, self.session, self.ctx, request)
 
     # -- responses ------------------------------------------------------------------------
 
@@ -357,7 +342,7 @@ class _Processor:
 
     def _batch_run(self, entry: Entry) -> dict[str, Any]:
         if entry.phase == "GET":
-            return self._read(entry)
+            return read_entry(self._exchange(entry), entry)
         if entry.phase == "DELETE":
             return self._delete(entry, None)
         assert entry.rtype is not None and entry.resource is not None

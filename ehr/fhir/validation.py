@@ -12,6 +12,7 @@ not matching the URL) are 400s; everything else is a 422, as the FHIR REST spec 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -89,6 +90,9 @@ def validate_json_body(raw: bytes) -> dict[str, Any]:
         ) from exc
     except RecursionError as exc:
         raise BadRequest("Malformed JSON: nested too deeply", code="structure") from exc
+    except ValueError as exc:
+        # e.g. an integer of more digits than Python will convert
+        raise BadRequest(f"Malformed JSON: {exc}", code="structure") from exc
     if not isinstance(parsed, dict):
         raise BadRequest(
             f"The body must be a JSON object, not {_json_kind(parsed)}", code="structure"
@@ -154,11 +158,33 @@ def _check(
         content = [] if walked else [
             Issue("structure", "The resource could not be parsed", expression=(rtype,))]
     content += walked
+    content += _control_characters(data, rtype)
     rid = data.get("id")
     if isinstance(rid, str) and not is_valid_id(rid):
         content.append(Issue("value", f"Invalid id {rid!r}: 1 to 64 of A-Z a-z 0-9 - .",
                              expression=(f"{rtype}.id",)))
     return request, _one_per_element(content)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _control_characters(node: object, path: str) -> list[Issue]:
+    """FHIR strings may hold no control characters but tab, CR and LF (and NUL breaks
+    PostgreSQL text), so they are refused at the element that carries them."""
+    found: list[Issue] = []
+    if isinstance(node, str):
+        if _CONTROL.search(node):
+            found.append(Issue("value", "Control characters are not allowed in FHIR strings",
+                               expression=(path,)))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key != "resourceType":
+                found += _control_characters(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _control_characters(value, f"{path}[{i}]")
+    return found
 
 
 def _request_issues(data: Mapping[str, Any], rtype: str, expected_type: str | None,

@@ -69,7 +69,8 @@ class Writer:
         if validate:
             ensure_valid(resource, expected_type=rtype)
         if if_none_exist:
-            matches = find_matches(self.pipeline, self.session, self.ctx, rtype, if_none_exist)
+            matches = find_matches(self.pipeline, self.session, self.ctx, rtype, if_none_exist,
+                                   serialize=True)
             if len(matches) > 1:
                 raise PreconditionFailed(
                     f"If-None-Exist matched {len(matches)} {rtype} resources",
@@ -105,7 +106,8 @@ class Writer:
         self, rtype: str, query: str, resource: dict[str, Any], *, if_match: int | None = None
     ) -> WriteOutcome:
         ensure_valid(resource, expected_type=rtype)
-        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query)
+        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query,
+                               serialize=True)
         if len(matches) > 1:
             raise PreconditionFailed(
                 f"Conditional update matched {len(matches)} {rtype} resources",
@@ -182,7 +184,8 @@ class Writer:
                 raise PreconditionFailed(f"{rtype}/{rid} changed concurrently; re-read and retry")
         repository.append_version(
             self.session, res_pk=pk, rtype=rtype, rid=rid, version_id=version, last_updated=now,
-            method=interaction, content=content, request_id=self.ctx.request_id,
+            method=_history_method(interaction, client_id), content=content,
+            request_id=self.ctx.request_id,
             actor_id=self.ctx.actor.id,
         )
         if full is None:
@@ -211,6 +214,14 @@ class Writer:
                 return repository.insert_resource(self.session, rtype, rid, content, now)
         except IntegrityError as exc:
             raise Conflict(f"{rtype}/{rid} was created concurrently; retry") from exc
+
+
+def _history_method(interaction: str, client_id: bool) -> str:
+    # History shows how a version was written: "create" is a POST (server-assigned id),
+    # "insert" a PUT that created the resource (new id, or again after a delete).
+    if interaction == "create" and client_id:
+        return "insert"
+    return interaction
 
 
 def _with_meta(resource: dict[str, Any], rid: str, version: int, now: int) -> dict[str, Any]:

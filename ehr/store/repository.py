@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -172,3 +173,15 @@ def history_count(
     if at is not None:
         stmt = stmt.where(V.c.last_updated <= at)
     return int(session.execute(stmt).scalar_one())
+
+
+def lock_key(session: Session, key: str) -> None:
+    """Hold a transaction-scoped lock on ``key`` until commit (PostgreSQL advisory lock).
+
+    SQLite needs none: a writing unit of work already holds the database's one write lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": int.from_bytes(digest, "big", signed=True)})

@@ -9,7 +9,8 @@ Date bounds, with the resource value [rl, rh) and the search range [sl, sh) (hig
 eq rl >= sl and rh <= sh; ne its negation; gt rh > sh; lt rl < sl; ge gt-or-eq, written
 rh > sl and (rh > sh or rl >= sl); le lt-or-eq, written rl < sh and (rl < sl or rh <= sh);
 sa rl >= sh; eb rh <= sl; overlap rl < sh and rh > sl. The redundant leading bound of ge/le/eq
-is what makes them index range scans.
+is what makes them index range scans. On a multi-valued element every operator (``ne``
+included) asks whether *some* value of the resource satisfies it.
 """
 
 from __future__ import annotations

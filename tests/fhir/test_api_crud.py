@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 MRN = "urn:test:mrn"
 SUBSETTED = "SUBSETTED"
@@ -374,3 +373,54 @@ def test_unicode_round_trips(client: Any) -> None:
     rid = create(client, patient("Müller-Łukasz 李")).json()["id"]
     body = client.get(f"/fhir/Patient/{rid}").json()
     assert body["name"][0]["family"] == "Müller-Łukasz 李"
+
+
+def test_vread_of_deletion_is_410(client: Any) -> None:
+    rid = create(client, patient()).json()["id"]
+    client.delete(f"/fhir/Patient/{rid}")
+    response = client.get(f"/fhir/Patient/{rid}/_history/2")
+    assert response.status_code == 410
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_recreate_after_delete_is_201_in_history(client: Any) -> None:
+    client.put("/fhir/Patient/p2", json=patient(id="p2"), headers=FHIR_JSON)
+    client.delete("/fhir/Patient/p2")
+    again = client.put("/fhir/Patient/p2", json=patient(id="p2"), headers=FHIR_JSON)
+    assert again.status_code == 201
+    entries = client.get("/fhir/Patient/p2/_history").json()["entry"]
+    assert [e["response"]["status"].split()[0] for e in entries] == ["201", "410", "201"]
+
+
+def test_if_match_on_unknown_resource_is_412(client: Any) -> None:
+    before = history_total(client)
+    response = client.put("/fhir/Patient/ghost", json=patient(id="ghost"),
+                          headers={**FHIR_JSON, "If-Match": 'W/"1"'})
+    assert response.status_code == 412
+    assert history_total(client) == before
+    assert client.get("/fhir/Patient/ghost").status_code == 404
+
+
+def test_update_with_return_minimal(client: Any) -> None:
+    rid = create(client, patient()).json()["id"]
+    response = client.put(f"/fhir/Patient/{rid}", json=patient("Min", id=rid),
+                          headers={**FHIR_JSON, "Prefer": "return=minimal"})
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["ETag"] == 'W/"2"'
+
+
+def test_request_id_is_echoed(client: Any) -> None:
+    response = client.get("/fhir/metadata", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    assert client.get("/fhir/Patient/none").headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize("value", ["bogus", "count", ""])
+def test_bad_summary_on_read_is_400(client: Any, value: str) -> None:
+    rid = create(client, patient()).json()["id"]
+    response = client.get(f"/fhir/Patient/{rid}?_summary={value}")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["expression"] == ["_summary"]

@@ -4,6 +4,7 @@ Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +72,7 @@ def test_racing_updates_without_if_match_serialise(client: Any) -> None:
                           json={"resourceType": "Patient", "id": rid, "name": [{"text": str(i)}]},
                           headers=FHIR_JSON)
 
-    responses = run_together([lambda i=i: update(i) for i in range(4)])
+    responses = run_together([functools.partial(update, i) for i in range(4)])
     for r in responses:
         assert not isinstance(r, BaseException), r
     ok = [r for r in responses if r.status_code == 200]
@@ -89,7 +90,7 @@ def test_concurrent_creates_get_distinct_ids(client: Any) -> None:
                            json={"resourceType": "Patient", "name": [{"family": f"C{i}"}]},
                            headers=FHIR_JSON)
 
-    responses = run_together([lambda i=i: create(i) for i in range(8)])
+    responses = run_together([functools.partial(create, i) for i in range(8)])
     for r in responses:
         assert not isinstance(r, BaseException), r
     assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
@@ -115,3 +116,45 @@ def test_concurrent_put_create_same_id(client: Any) -> None:
         assert statuses in ([200, 201], [201, 409]), [r.text for r in responses]
         history = client.get(f"/fhir/Patient/{rid}/_history").json()
         assert history["total"] == sum(1 for s in statuses if s in (200, 201))
+
+
+def test_racing_conditional_creates_make_one_resource(client: Any) -> None:
+    for round_no in range(5):
+        mrn = f"race-{round_no}"
+
+        def create(mrn: str = mrn) -> Any:
+            return client.post(
+                "/fhir/Patient",
+                json={"resourceType": "Patient",
+                      "identifier": [{"system": "urn:test:mrn", "value": mrn}]},
+                headers={**FHIR_JSON, "If-None-Exist": f"identifier=urn:test:mrn|{mrn}"})
+
+        responses = run_together([create, create, create])
+        for r in responses:
+            assert not isinstance(r, BaseException), r
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses[-1] < 500 and statuses.count(201) <= 1, [r.text for r in responses]
+        found = client.get(f"/fhir/Patient?identifier=urn:test:mrn|{mrn}").json()
+        assert found["total"] == 1
+
+
+def test_racing_conditional_updates_make_one_resource(client: Any) -> None:
+    for round_no in range(5):
+        mrn = f"cu-{round_no}"
+
+        def put(mrn: str = mrn) -> Any:
+            return client.put(
+                f"/fhir/Patient?identifier=urn:test:mrn|{mrn}",
+                json={"resourceType": "Patient",
+                      "identifier": [{"system": "urn:test:mrn", "value": mrn}]},
+                headers=FHIR_JSON)
+
+        responses = run_together([put, put, put])
+        for r in responses:
+            assert not isinstance(r, BaseException), r
+        assert sorted(r.status_code for r in responses) == [200, 200, 201], [
+            r.text for r in responses]
+        found = client.get(f"/fhir/Patient?identifier=urn:test:mrn|{mrn}").json()
+        assert found["total"] == 1
+        rid = found["entry"][0]["resource"]["id"]
+        assert client.get(f"/fhir/Patient/{rid}/_history").json()["total"] == 3

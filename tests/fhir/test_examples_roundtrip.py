@@ -89,4 +89,4 @@ def _dumps_decimal(value: Any) -> bytes:
 def test_examples_are_present(fhir_data: Path) -> None:
     files = _example_files()
     assert len(files) > 300
-    assert EXAMPLES == fhir_data / "r4-examples"
+    assert fhir_data / "r4-examples" == EXAMPLES

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.search.definitions import DEFINITIONS
 
 ParamType = Literal["string", "token", "date", "reference", "quantity", "number", "uri"]
@@ -31,42 +32,8 @@ class SearchParam:
     builtin: bool = False
 
 
-RESOURCE_TYPES: frozenset[str] = frozenset((
-    "Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment",
-    "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct",
-    "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry",
-    "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression",
-    "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition",
-    "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage",
-    "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device",
-    "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement",
-    "DiagnosticReport", "DocumentManifest", "DocumentReference", "EffectEvidenceSynthesis",
-    "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare",
-    "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario",
-    "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group",
-    "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization",
-    "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide",
-    "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure",
-    "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense",
-    "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct",
-    "MedicinalProductAuthorization", "MedicinalProductContraindication",
-    "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction",
-    "MedicinalProductManufactured", "MedicinalProductPackaged",
-    "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition",
-    "MessageHeader", "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation",
-    "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization",
-    "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice",
-    "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole",
-    "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson",
-    "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy",
-    "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule",
-    "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition",
-    "StructureDefinition", "StructureMap", "Subscription", "Substance",
-    "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein",
-    "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification",
-    "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport",
-    "TestScript", "ValueSet", "VerificationResult", "VisionPrescription",
-))
+# The R4 type list lives with the models it names; re-exported for the search package.
+RESOURCE_TYPES: frozenset[str] = R4_RESOURCE_TYPES
 
 COMMON_PARAMS: tuple[SearchParam, ...] = (
     SearchParam("_id", "token", (), documentation="Logical id of the resource", builtin=True),

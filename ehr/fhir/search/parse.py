@@ -97,9 +97,10 @@ def _apply(request: SearchRequest, key: str, value: str, max_count: int, now: in
     if key == "_cursor":
         request.cursor = value or None
     elif key == "_count":
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise pv.bad(key, "must be a non-negative integer")
-        request.count = min(int(value), max_count)
+        # Clamp by length first: int() refuses numbers of thousands of digits.
+        request.count = max_count if len(value) > 9 else min(int(value), max_count)
     elif key == "_sort":
         request.sort = _sort_keys(rtype, value)
     elif key == "_summary":

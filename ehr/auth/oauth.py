@@ -1,0 +1,205 @@
+"""The OAuth2 token endpoint, framework-free: form fields in, token response or OAuthError out.
+
+Grants: ``password`` for users and scripts, ``client_credentials`` with a ``private_key_jwt``
+client assertion (SMART Backend Services) for systems. The granted scope is what was asked for,
+cut down to the role ceiling (users) or the registered scopes (clients); asking for nothing
+grants the whole ceiling, and a request of which nothing remains is ``invalid_scope``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Engine
+
+from ehr.auth import jwt
+from ehr.auth.clients import CLIENT_ALGORITHMS, Client, Clients
+from ehr.auth.clock import Clock, system_clock
+from ehr.auth.replay import consume_jti
+from ehr.auth.roles import role_ceiling
+from ehr.auth.scopes import InvalidScope, ScopeSet
+from ehr.auth.settings import AuthSettings
+from ehr.auth.tokens import IssuedToken, ServerUrls, TokenService
+from ehr.auth.users import LOGIN_FAILED, Users
+from ehr.db import unit_of_work
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+GRANT_TYPES = ("password", "client_credentials")
+MAX_FORM_BYTES = 64 * 1024
+
+
+class OAuthError(Exception):
+    """An RFC 6749 section 5.2 error response."""
+
+    def __init__(self, error: str, description: str, status: int | None = None) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status or (401 if error == "invalid_client" else 400)
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body; a repeated parameter is invalid."""
+    if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request",
+                         "the token request must be application/x-www-form-urlencoded")
+    if len(body) > MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "request too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError("invalid_request", "malformed form body") from exc
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise OAuthError("invalid_request", f"parameter {name!r} given more than once")
+        form[name] = value
+    return form
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str
+    expires_in: int
+    scope: str
+    token_type: str = "Bearer"
+
+    @classmethod
+    def of(cls, issued: IssuedToken) -> TokenResponse:
+        return cls(issued.access_token, issued.expires_in, issued.scope)
+
+    def body(self) -> dict[str, Any]:
+        return {"access_token": self.access_token, "token_type": self.token_type,
+                "expires_in": self.expires_in, "scope": self.scope}
+
+
+def grant(requested: str | None, ceiling: ScopeSet) -> ScopeSet:
+    """Requested ∩ allowed; nothing requested -> everything allowed; nothing left -> error."""
+    try:
+        wanted = ScopeSet.parse(requested or "")
+    except InvalidScope as exc:
+        raise OAuthError("invalid_scope", exc.diagnostics) from exc
+    if not wanted:
+        return ceiling
+    granted = wanted.intersect(ceiling)
+    if not granted:
+        raise OAuthError("invalid_scope", "none of the requested scopes can be granted")
+    return granted
+
+
+class TokenEndpoint:
+    def __init__(self, engine: Engine, tokens: TokenService, *, users: Users | None = None,
+                 clients: Clients | None = None, auth: AuthSettings | None = None,
+                 clock: Clock = system_clock) -> None:
+        self.engine = engine
+        self.tokens = tokens
+        self.auth = auth or AuthSettings()
+        self.clock = clock
+        self.users = users or Users(self.auth, clock=clock)
+        self.clients = clients or Clients(clock)
+
+    def handle(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required")
+        if grant_type == "password":
+            return self._password(form, urls)
+        if grant_type == "client_credentials":
+            return self._client_credentials(form, urls)
+        raise OAuthError("unsupported_grant_type",
+                         f"supported grant types: {', '.join(GRANT_TYPES)}")
+
+    def _password(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+        username, password = form.get("username"), form.get("password")
+        if not username or password is None:
+            raise OAuthError("invalid_request", "username and password are required")
+        with unit_of_work(self.engine) as session:
+            result = self.users.authenticate(session, username, password)
+        # The failure count above is committed before the refusal leaves.
+        if result.user is None:
+            raise OAuthError("invalid_grant", LOGIN_FAILED)
+        user = result.user
+        scopes = grant(form.get("scope"), role_ceiling(user.roles))
+        issued = self.tokens.issue(urls, subject=user.username, kind="user", scopes=scopes,
+                                   roles=user.roles, display=user.display_name,
+                                   practitioner=user.practitioner)
+        return TokenResponse.of(issued)
+
+    def _client_credentials(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+        assertion_type = form.get("client_assertion_type")
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise OAuthError("invalid_client", "a client_assertion is required")
+        if assertion_type != JWT_BEARER:
+            raise OAuthError("invalid_request", f"client_assertion_type must be {JWT_BEARER}")
+        try:
+            header = jwt.unverified_header(assertion)
+            claimed = jwt.unverified_claims(assertion)
+        except jwt.JwtError as exc:
+            raise OAuthError("invalid_client", "malformed client assertion") from exc
+        client_id = claimed.get("iss")
+        if not isinstance(client_id, str) or claimed.get("sub") != client_id:
+            raise OAuthError("invalid_client", "assertion iss and sub must both be the client id")
+        if form.get("client_id") not in (None, client_id):
+            raise OAuthError("invalid_client", "client_id does not match the assertion")
+        with unit_of_work(self.engine) as session:
+            client = self.clients.get(session, client_id)
+            if client is None or not client.active:
+                raise OAuthError("invalid_client", "unknown or disabled client")
+            claims = self._verify_assertion(assertion, header, client, urls)
+            scopes = grant(form.get("scope"), client.scopes)
+            if not consume_jti(session, kind="client", jti=claims["jti"], issuer=client_id,
+                               expires_at=claims["exp"], now=self.clock()):
+                raise OAuthError("invalid_client", "client assertion already used (jti)")
+        issued = self.tokens.issue(urls, subject=client_id, kind="client", scopes=scopes,
+                                   display=client.name)
+        return TokenResponse.of(issued)
+
+    def _verify_assertion(self, assertion: str, header: Mapping[str, Any], client: Client,
+                          urls: ServerUrls) -> dict[str, Any]:
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in CLIENT_ALGORITHMS:
+            raise OAuthError("invalid_client",
+                             f"assertion alg must be one of {', '.join(CLIENT_ALGORITHMS)}")
+        jwk = client.key_for(kid) if isinstance(kid, str) else None
+        if jwk is None:
+            raise OAuthError("invalid_client", "assertion kid matches no registered key")
+        kty, crv = CLIENT_ALGORITHMS[alg]
+        if jwk.get("kty") != kty or (crv and jwk.get("crv") != crv) or \
+                jwk.get("alg", alg) != alg:
+            raise OAuthError("invalid_client", f"registered key {kid!r} is not for {alg}")
+        try:
+            claims = jwt.verify(assertion, jwt.load_key(jwk, alg), [alg])
+        except jwt.JwtError as exc:
+            raise OAuthError("invalid_client", "assertion signature does not verify") from exc
+        self._check_assertion_claims(claims, urls)
+        return claims
+
+    def _check_assertion_claims(self, claims: Mapping[str, Any], urls: ServerUrls) -> None:
+        now = self.clock()
+        skew = self.auth.auth_clock_skew_seconds
+        aud = claims.get("aud")
+        if aud != urls.token_endpoint and not (isinstance(aud, list) and
+                                               urls.token_endpoint in aud):
+            raise OAuthError("invalid_client", "assertion aud must be the token endpoint URL")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise OAuthError("invalid_client", "assertion needs a numeric exp")
+        if exp <= now:
+            raise OAuthError("invalid_client", "assertion expired")
+        if exp > now + self.auth.auth_assertion_max_lifetime_seconds:
+            raise OAuthError("invalid_client", "assertion exp is too far ahead (at most "
+                             f"{self.auth.auth_assertion_max_lifetime_seconds} s)")
+        for name in ("iat", "nbf"):
+            value = claims.get(name)
+            if value is not None and (not isinstance(value, int | float) or value > now + skew):
+                raise OAuthError("invalid_client", f"assertion {name} is in the future")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > 255:
+            raise OAuthError("invalid_client", "assertion needs a jti (at most 255 characters)")

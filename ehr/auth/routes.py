@@ -1,0 +1,128 @@
+"""HTTP endpoints of the identity layer: SMART configuration, token, JWKS, re-authentication.
+
+Include this router before the FHIR router: the FHIR router's catch-all owns ``/fhir/*`` and
+would otherwise answer ``/fhir/.well-known/smart-configuration``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ehr.auth.clients import CLIENT_ALGORITHMS
+from ehr.auth.oauth import GRANT_TYPES, OAuthError, parse_form
+from ehr.auth.reauth import refused, require_password
+from ehr.auth.service import AuthService
+from ehr.db import unit_of_work
+from ehr.errors import BadRequest
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_BODY = 64 * 1024
+
+
+def request_fhir_base(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+
+def smart_configuration(service: AuthService, fhir_base: str) -> dict[str, Any]:
+    urls = service.urls(fhir_base)
+    return {
+        "issuer": urls.issuer,
+        "jwks_uri": urls.jwks_uri,
+        "token_endpoint": urls.token_endpoint,
+        "grant_types_supported": list(GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": sorted(CLIENT_ALGORITHMS),
+        "scopes_supported": ["system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs",
+                             "openid", "fhirUser"],
+        "response_types_supported": ["token"],
+        "capabilities": ["client-confidential-asymmetric", "permission-user",
+                         "permission-v1", "permission-v2"],
+        "code_challenge_methods_supported": ["S256"],
+        "reauth_endpoint": urls.reauth_endpoint,
+    }
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise BadRequest("request body too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequest("request body too large")
+    return body
+
+
+def _reauth_fields(body: bytes, content_type: str) -> dict[str, Any]:
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise BadRequest("body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object")
+        return data
+    try:
+        return dict(parse_form(body, content_type))
+    except OAuthError as exc:
+        raise BadRequest(exc.description) from exc
+
+
+def build_auth_router(service: AuthService) -> APIRouter:
+    router = APIRouter(tags=["auth"])
+
+    @router.get("/fhir/.well-known/smart-configuration")
+    def smart(request: Request) -> JSONResponse:
+        return JSONResponse(smart_configuration(service, request_fhir_base(request)))
+
+    @router.get("/auth/jwks")
+    def jwks() -> JSONResponse:
+        return JSONResponse(service.key.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    @router.post("/auth/token")
+    async def token(request: Request) -> JSONResponse:
+        urls = service.urls(request_fhir_base(request))
+        try:
+            form = parse_form(await _body(request), request.headers.get("content-type"))
+            # Password hashing is deliberately slow CPU work: keep it off the event loop.
+            result = await run_in_threadpool(service.token_endpoint.handle, form, urls)
+        except OAuthError as err:
+            return JSONResponse(err.body(), err.status, headers=NO_STORE)
+        except BadRequest as err:
+            return JSONResponse({"error": "invalid_request", "error_description":
+                                 err.diagnostics}, 400, headers=NO_STORE)
+        return JSONResponse(result.body(), headers=NO_STORE)
+
+    @router.post("/auth/reauth")
+    async def reauth(request: Request) -> JSONResponse:
+        actor = service.actor(request.headers.get("authorization"), request_fhir_base(request))
+        if actor.kind != "user":
+            raise BadRequest("only users re-authenticate")
+        fields = _reauth_fields(await _body(request), request.headers.get("content-type", ""))
+        password = require_password(fields.get("password"))
+        action = str(fields.get("action") or "")
+
+        def issue() -> Any:
+            with unit_of_work(service.engine) as session:
+                return service.assertions.issue(session, actor.id, password, action)
+
+        issued = await run_in_threadpool(issue)
+        if issued is None:
+            raise refused()
+        return JSONResponse({"assertion": issued.assertion, "expires_in": issued.expires_in,
+                             "token_type": "urn:ehr:signing-assertion"}, headers=NO_STORE)
+
+    @router.get("/auth/me")
+    def me(request: Request) -> JSONResponse:
+        actor = service.actor(request.headers.get("authorization"), request_fhir_base(request))
+        return JSONResponse({"id": actor.id, "kind": actor.kind, "display": actor.display,
+                             "roles": sorted(actor.roles), "scopes": sorted(actor.scopes),
+                             "practitioner": actor.practitioner})
+
+    return router

@@ -1,0 +1,176 @@
+"""User accounts: creation, disabling and password authentication with lockout.
+
+Every failed login looks the same from outside: one message, and a password hash is verified
+on every path (an unknown user is checked against a dummy hash) so timing does not reveal
+whether the username exists, is disabled or is locked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from ehr.auth.clock import Clock, system_clock, to_micros
+from ehr.auth.identifiers import normalise_dea, normalise_npi
+from ehr.auth.passwords import PasswordHasher, check_password_policy
+from ehr.auth.roles import Role, parse_roles
+from ehr.auth.settings import AuthSettings
+from ehr.auth.tables import UserRow
+from ehr.errors import BadRequest, Conflict, NotFound
+
+LOGIN_FAILED = "invalid username or password, or the account is locked or disabled"
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
+_PRACTITIONER = re.compile(r"^Practitioner/[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the rest of the code sees it (never the password hash)."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+    active: bool
+    practitioner: str | None
+    npi: str | None
+    dea: str | None
+    locked_until: int | None  # microseconds since the epoch
+
+    @classmethod
+    def of(cls, row: UserRow) -> User:
+        assert row.id is not None
+        return cls(row.id, row.username, row.display_name, row.role_names(), row.active,
+                   row.practitioner, row.npi, row.dea, row.locked_until)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None  # None: refused, for a reason deliberately not told
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+def normalise_username(username: str) -> str:
+    value = username.strip().lower()
+    if not _USERNAME.match(value):
+        raise BadRequest("username must be 2-64 characters: letters, digits, . _ @ -")
+    return value
+
+
+def hasher_from(auth: AuthSettings) -> PasswordHasher:
+    return PasswordHasher(time_cost=auth.auth_argon2_time_cost,
+                          memory_kib=auth.auth_argon2_memory_kib,
+                          parallelism=auth.auth_argon2_parallelism)
+
+
+class Users:
+    """The user service; methods flush, the caller commits."""
+
+    def __init__(self, auth: AuthSettings | None = None, hasher: PasswordHasher | None = None,
+                 clock: Clock = system_clock) -> None:
+        self.auth = auth or AuthSettings()
+        self.hasher = hasher or hasher_from(self.auth)
+        self.clock = clock
+
+    def create(self, session: Session, *, username: str, password: str, roles: Iterable[str],
+               display_name: str = "", practitioner: str | None = None,
+               npi: str | None = None, dea: str | None = None) -> User:
+        name = normalise_username(username)
+        role_set = parse_roles(roles)
+        check_password_policy(password, min_length=self.auth.auth_min_password_length)
+        if practitioner is not None and not _PRACTITIONER.match(practitioner):
+            raise BadRequest("practitioner must be a reference like 'Practitioner/123'")
+        if (npi or dea) and Role.PHYSICIAN not in role_set:
+            raise BadRequest("NPI and DEA numbers are recorded for physicians only")
+        if self._row(session, name) is not None:
+            raise Conflict(f"user {name!r} already exists")
+        now = to_micros(self.clock())
+        row = UserRow(username=name, display_name=(display_name.strip() or name)[:200],
+                      roles=" ".join(sorted(role_set)), active=True, practitioner=practitioner,
+                      npi=normalise_npi(npi) if npi else None,
+                      dea=normalise_dea(dea) if dea else None,
+                      password_hash=self.hasher.hash(password), failed_attempts=0,
+                      created_at=now, updated_at=now)
+        session.add(row)
+        session.flush()
+        return User.of(row)
+
+    def get(self, session: Session, username: str) -> User | None:
+        row = self._row(session, username.strip().lower())
+        return User.of(row) if row is not None else None
+
+    def list(self, session: Session) -> list[User]:
+        rows = session.exec(select(UserRow).order_by(UserRow.username)).all()
+        return [User.of(r) for r in rows]
+
+    def set_active(self, session: Session, username: str, active: bool) -> User:
+        row = self._row(session, username.strip().lower())
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        row.active = active
+        row.updated_at = to_micros(self.clock())
+        session.add(row)
+        session.flush()
+        return User.of(row)
+
+    def set_password(self, session: Session, username: str, password: str) -> None:
+        row = self._row(session, username.strip().lower())
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        check_password_policy(password, min_length=self.auth.auth_min_password_length)
+        row.password_hash = self.hasher.hash(password)
+        row.failed_attempts = 0
+        row.locked_until = None
+        row.updated_at = to_micros(self.clock())
+        session.add(row)
+        session.flush()
+
+    def authenticate(self, session: Session, username: str, password: str) -> LoginResult:
+        """Check a password; counts failures and locks the account after too many.
+
+        Returns a refusal rather than raising, so the caller can commit the failure count.
+        """
+        name = username.strip().lower()
+        row = self._row(session, name, for_update=True) if _USERNAME.match(name) else None
+        if row is None:
+            self.hasher.verify_dummy(password)
+            return LoginResult(None)
+        now = to_micros(self.clock())
+        password_ok = self.hasher.verify(password, row.password_hash)
+        if row.locked_until is not None:
+            if row.locked_until > now:
+                # Attempts while locked neither count nor extend the lock: a stranger guessing
+                # must not be able to keep a clinician out indefinitely.
+                return LoginResult(None)
+            row.locked_until = None
+            row.failed_attempts = 0
+        if not row.active:
+            return LoginResult(None)
+        if not password_ok:
+            row.failed_attempts += 1
+            if row.failed_attempts >= self.auth.auth_lockout_attempts:
+                row.locked_until = now + to_micros(self.auth.auth_lockout_seconds)
+            session.add(row)
+            session.flush()
+            return LoginResult(None)
+        if row.failed_attempts or self.hasher.needs_rehash(row.password_hash):
+            row.failed_attempts = 0
+            if self.hasher.needs_rehash(row.password_hash):
+                row.password_hash = self.hasher.hash(password)
+            session.add(row)
+            session.flush()
+        return LoginResult(User.of(row))
+
+    @staticmethod
+    def _row(session: Session, username: str, *, for_update: bool = False) -> UserRow | None:
+        stmt = select(UserRow).where(UserRow.username == username)
+        if for_update:
+            # Concurrent wrong guesses on PostgreSQL must each count.
+            stmt = stmt.with_for_update()
+        return session.exec(stmt).first()
