@@ -94,7 +94,7 @@ def load(
                                    progress=progress, continue_on_error=continue_on_error)
             except LoadFailed as err:
                 bar.stop()
-                typer.echo(f"{path}: {err.diagnostics}", err=True)
+                typer.echo(err.diagnostics, err=True)
                 engine.dispose()
                 raise typer.Exit(code=1) from err
             bar.update(task, completed=path.stat().st_size)

@@ -40,7 +40,6 @@ from ehr.fhir.transaction_reads import read_entry, status_line
 from ehr.fhir.transaction_refs import base_of, conditional_target, fhirpath, is_local, rewrite
 from ehr.fhir.validation import ensure_valid
 from ehr.fhir.writer import WriteOutcome, Writer
-from ehr.store import repository
 from ehr.store.repository import StoredResource
 
 _MAX_PATHS_PER_ISSUE = 10
@@ -261,9 +260,12 @@ class _Processor:
     def _store(self, entry: Entry, rid: str, written: dict[str, int] | None) -> dict[str, Any]:
         assert entry.rtype is not None and entry.resource is not None
         self._claim(f"{entry.rtype}/{rid}", entry, written)
-        if_match = parse_etag(entry.if_match) if entry.method == "PUT" else None
-        outcome = self.writer.update(entry.rtype, rid, {**entry.resource, "id": rid},
-                                     if_match=if_match, validate=False)
+        if entry.method == "POST":
+            outcome = self.writer.create(entry.rtype, {**entry.resource, "id": rid},
+                                         validate=False, rid=rid)
+        else:
+            outcome = self.writer.update(entry.rtype, rid, {**entry.resource, "id": rid},
+                                         if_match=parse_etag(entry.if_match), validate=False)
         return self._written(outcome)
 
     def _delete(self, entry: Entry, written: dict[str, int] | None) -> dict[str, Any]:
@@ -278,19 +280,7 @@ class _Processor:
             rid = found.rid
         assert rid is not None
         self._claim(f"{entry.rtype}/{rid}", entry, written)
-        prior = repository.get_current(self.session, entry.rtype, rid)
-        if entry.if_match is not None:
-            wanted = parse_etag(entry.if_match)
-            if prior is None or prior.deleted or prior.version_id != wanted:
-                current = "none" if prior is None or prior.deleted else str(prior.version_id)
-                raise PreconditionFailed(
-                    f"If-Match version {wanted} does not match current version {current}")
-        if prior is None:
-            # R4 http.html#delete: deleting what does not exist is a success, not a 404.
-            return self._response(200, None, [Issue(
-                "not-found", f"{entry.rtype}/{rid} does not exist: nothing deleted",
-                "information")])
-        outcome = self.writer.delete(entry.rtype, rid)
+        outcome = self.writer.delete(entry.rtype, rid, if_match=parse_etag(entry.if_match))
         if outcome.issues:
             return self._written(outcome)
         return self._response(204, outcome.stored, [])

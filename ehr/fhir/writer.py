@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from ehr.context import RequestContext
-from ehr.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
+from ehr.errors import Conflict, Issue, PreconditionFailed, Unprocessable
 from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
 from ehr.fhir.pipeline import AccessEvent, Pipeline
@@ -65,7 +65,9 @@ class Writer:
         *,
         if_none_exist: str | None = None,
         validate: bool = True,
+        rid: str | None = None,
     ) -> WriteOutcome:
+        """Create with a server-assigned id; ``rid`` lets a transaction assign that id first."""
         if validate:
             ensure_valid(resource, expected_type=rtype)
         if if_none_exist:
@@ -78,8 +80,8 @@ class Writer:
                 )
             if matches:
                 return WriteOutcome(matches[0], 200)
-        rid = str(uuid.uuid4())
-        return self._store(rtype, rid, resource, prior=None, interaction="create")
+        return self._store(rtype, rid or str(uuid.uuid4()), resource, prior=None,
+                           interaction="create")
 
     def update(
         self,
@@ -127,10 +129,17 @@ class Writer:
             )
         return self.update(rtype, rid, {**resource, "id": rid}, if_match=if_match, validate=False)
 
-    def delete(self, rtype: str, rid: str) -> WriteOutcome:
+    def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> WriteOutcome:
         prior = repository.get_current(self.session, rtype, rid, lock=True)
+        if if_match is not None and (prior is None or prior.deleted
+                                     or prior.version_id != if_match):
+            current = "none" if prior is None or prior.deleted else str(prior.version_id)
+            raise PreconditionFailed(
+                f"If-Match version {if_match} does not match current version {current}")
         if prior is None:
-            raise NotFound(f"{rtype}/{rid} does not exist")
+            # R4 http.html#delete: deleting what does not exist is a success, not an error.
+            return WriteOutcome(None, 200, [Issue(
+                "not-found", f"{rtype}/{rid} does not exist: nothing deleted", "information")])
         if prior.deleted:
             gone = Issue("informational", "Already deleted", "information")
             return WriteOutcome(prior, 200, [gone])

@@ -165,10 +165,13 @@ def test_delete_then_read_is_gone_and_history_shows_it(client: Any) -> None:
     assert history_total(client, f"Patient/{rid}") == 2
 
 
-def test_delete_unknown_is_404(client: Any) -> None:
+def test_delete_unknown_succeeds_with_a_note(client: Any) -> None:
+    # R4 http.html#delete: deleting a resource that does not exist is not an error.
     response = client.delete("/fhir/Patient/nobody")
-    assert response.status_code == 404
-    assert response.json()["issue"][0]["code"] == "not-found"
+    assert response.status_code == 200
+    issue = response.json()["issue"][0]
+    assert (issue["severity"], issue["code"]) == ("information", "not-found")
+    assert history_total(client, "Patient") == 0
 
 
 def test_recreate_after_delete_with_put(client: Any) -> None:
