@@ -66,6 +66,9 @@ def analyze(url: str) -> None:
 def env_for(url: str, var_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(EHR_DATABASE_URL=url, EHR_VAR_DIR=str(var_dir), EHR_LOG_LEVEL="warning")
+    # The foundation benchmark measures the store and REST paths without access control
+    # (ehr.config.Settings.auth_required documents this switch as benchmark-only).
+    env.setdefault("EHR_AUTH_REQUIRED", "false")
     env.pop("EHR_PROGRESS", None)
     return env
 
@@ -260,7 +263,7 @@ def _explain_summary(url: str) -> list[dict[str, Any]]:
 
 def table(results: dict[str, Any]) -> str:
     lines = ["", "scenario        workers  rps(c8)  p50(c8)  p99(c8)  p50(c1)  non2xx  "
-             "RSS max/worker  RSS sum   target"]
+             "RSS max/worker  RSS sum  HWM/worker  target"]
     for api in results.get("api", []):
         for name in ("read", "create", "search"):
             if name not in api:
@@ -273,6 +276,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{e['c1']['p50_ms']:>6.2f}ms  "
                 f"{e['c8']['non_2xx'] + e['c1']['non_2xx']:>6}  "
                 f"{e['rss']['per_worker_max_mib']:>10.0f} MiB {e['rss']['sum_max_mib']:>5.0f} MiB"
+                f" {e['rss'].get('hwm_max_mib', 0):>6.0f} MiB"
                 f"  >={TARGETS[name]:.0f} {ok}")
     obs = results.get("observations", [])
     if obs:
@@ -291,6 +295,16 @@ def table(results: dict[str, Any]) -> str:
                          f"{ratio:.2f} (target < 1.5)")
             results["obs_ratio"] = round(ratio, 3)
     return "\n".join(lines)
+
+
+def _git_state() -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"),
+            "changed_files": git("status", "--porcelain").splitlines(),
+            "auth_required": os.environ.get("EHR_AUTH_REQUIRED", "false")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "load_at_start": procs.load_average(),
                                       "note": "wrk shares the CPUs with the server and PostgreSQL"},
         "settings": {k: v for k, v in vars(args).items() if k != "admin_url"},
+        "code": _git_state(),
         "api": [], "observations": []}
     out_json = HERE / "results" / f"{stamp}.json"
     try:

@@ -60,22 +60,29 @@ def worker_pids(root: int) -> list[int]:
 
 @dataclass
 class RssPeak:
-    """Peak resident memory of the workers over a sampling window, in MiB."""
+    """Peak resident memory of the workers over a sampling window, in MiB.
+
+    ``per_worker``/``sum_max`` come from VmRSS samples taken during the window (the load);
+    ``hwm`` is each worker's VmHWM, its peak since it started (start-up included).
+    """
 
     per_worker_max: float = 0.0
     sum_max: float = 0.0
     per_worker: dict[int, float] = field(default_factory=dict)
+    hwm: dict[int, float] = field(default_factory=dict)
     samples: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {"per_worker_max_mib": round(self.per_worker_max, 1),
                 "sum_max_mib": round(self.sum_max, 1),
                 "per_worker_mib": {str(k): round(v, 1) for k, v in self.per_worker.items()},
+                "hwm_max_mib": round(max(self.hwm.values(), default=0.0), 1),
+                "hwm_mib": {str(k): round(v, 1) for k, v in self.hwm.items()},
                 "samples": self.samples}
 
 
 class RssSampler:
-    """Samples VmRSS of every worker every ``interval`` s; also folds in each one's VmHWM."""
+    """Samples VmRSS of every worker every ``interval`` s; reads each one's VmHWM at the end."""
 
     def __init__(self, root: int, interval: float = 0.1) -> None:
         self.root = root
@@ -92,8 +99,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         for pid in worker_pids(self.root):
-            hwm = _status_kb(pid, "VmHWM") / 1024
-            self.peak.per_worker[pid] = max(self.peak.per_worker.get(pid, 0.0), hwm)
+            self.peak.hwm[pid] = _status_kb(pid, "VmHWM") / 1024
         if self.peak.per_worker:
             self.peak.per_worker_max = max(self.peak.per_worker.values())
 

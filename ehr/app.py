@@ -11,13 +11,22 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr import __version__
+from ehr.auth.access_routes import build_access_router
+from ehr.auth.break_glass import BreakGlass
+from ehr.auth.care_teams import register_care_team_rules
+from ehr.auth.policy import PolicyGuard
+from ehr.auth.routes import build_auth_router
+from ehr.auth.service import AuthService
 from ehr.config import Settings, get_settings
 from ehr.db import create_db_engine
 from ehr.errors import EhrError, Issue
 from ehr.fhir.api import build_router
 from ehr.fhir.bundles import outcome_bytes
+from ehr.fhir.canonical_json import now_us
+from ehr.fhir.capability import NOT_STORED
 from ehr.fhir.http import FHIR_JSON
 from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.router import FhirRouter
 
 log = logging.getLogger("ehr")
@@ -28,7 +37,10 @@ _STATUS_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The one place where guards, the audit recorder and clinical rules are plugged in."""
-    return Pipeline(settings)
+    guard = PolicyGuard(now_us, R4_RESOURCE_TYPES - NOT_STORED)
+    pipeline = Pipeline(settings, guard=guard) if settings.auth_required else Pipeline(settings)
+    register_care_team_rules(pipeline.rules, now_us)
+    return pipeline
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -36,6 +48,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine = engine or create_db_engine(settings)
     pipeline = build_pipeline(settings)
     fhir = FhirRouter(engine, pipeline)
+    auth = AuthService.create(engine, settings)
+    if not settings.auth_required:
+        log.warning("EHR_AUTH_REQUIRED is off: /fhir runs WITHOUT access control")
 
     app = FastAPI(title="ehr", version=__version__,
                   description="FHIR R4 record service for ketamine-assisted therapy programs")
@@ -43,7 +58,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.pipeline = pipeline
     app.state.fhir = fhir
-    app.include_router(build_router(fhir))
+    app.state.auth = auth
+    # The auth routes first: the FHIR router's catch-all owns every other /fhir path.
+    app.include_router(build_auth_router(auth))
+    app.include_router(build_access_router(auth, BreakGlass(now_us, settings.break_glass_minutes)))
+    app.include_router(build_router(fhir, auth.actor if settings.auth_required else None))
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:

@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
+import ehr.auth.access_tables
+import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
 from ehr.store.migrate import upgrade
 from ehr.store.schema import table_names
 
@@ -41,6 +43,22 @@ def _postgres_url() -> str | None:
 def _backends() -> list[str]:
     wanted = os.environ.get("EHR_TEST_BACKENDS", "sqlite,postgresql").split(",")
     return [b.strip() for b in wanted if b.strip()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One signing key for the whole run: generating an RSA key per app would dominate."""
+    from ehr.auth.keys import generate_pem
+
+    path = tmp_path_factory.mktemp("key") / "signing-key.pem"
+    path.write_bytes(generate_pem())
+    previous = os.environ.get("EHR_AUTH_SIGNING_KEY_FILE")
+    os.environ["EHR_AUTH_SIGNING_KEY_FILE"] = str(path)
+    yield
+    if previous is None:
+        os.environ.pop("EHR_AUTH_SIGNING_KEY_FILE", None)
+    else:
+        os.environ["EHR_AUTH_SIGNING_KEY_FILE"] = previous
 
 
 @pytest.fixture(scope="session", params=_backends())
@@ -124,13 +142,37 @@ def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     return create_app(settings, engine)
 
 
+BASE = "http://testserver/fhir"
+
+
+def bearer(app, *, subject: str, kind: str, scopes: str, roles: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
+           practitioner: str | None = None) -> dict[str, str]:
+    """An Authorization header with a token the app's own key signed."""
+    from ehr.auth.scopes import ScopeSet
+
+    auth = app.state.auth
+    token = auth.tokens.issue(auth.urls(BASE), subject=subject, kind=kind,
+                              scopes=ScopeSet.parse(scopes), roles=frozenset(roles),
+                              display=subject, practitioner=practitioner)
+    return {"Authorization": f"Bearer {token.access_token}"}
+
+
+@pytest.fixture(scope="session")
+def bearer_header():  # type: ignore[no-untyped-def]
+    """``bearer(app, subject=..., kind=..., scopes=..., roles=..., practitioner=...)``."""
+    return bearer
+
+
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
-    """An HTTP client on the app, bound to the test's empty database."""
+    """An HTTP client on the app, bound to the test's empty database, authenticated as a
+    system client holding every scope (``system/*.cruds``)."""
     from fastapi.testclient import TestClient
 
     with TestClient(app, base_url="http://testserver") as test_client:
         test_client.headers.update({"Accept": "application/fhir+json"})
+        test_client.headers.update(
+            bearer(app, subject="test-suite", kind="client", scopes="system/*.cruds"))
         yield test_client
 
 

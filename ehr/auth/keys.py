@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ class ServerKey:
         return {"keys": [{**self.public_jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}]}
 
 
+@lru_cache(maxsize=8)
 def server_key_from_pem(pem: bytes) -> ServerKey:
+    """Parse (and check) a PEM key once per process: RSA key loading costs ~60 ms."""
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:

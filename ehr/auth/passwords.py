@@ -5,6 +5,8 @@ The bcrypt backend of passlib is broken with bcrypt 5, hence argon2 only.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from passlib.context import CryptContext
 
 from ehr.errors import BadRequest
@@ -25,8 +27,12 @@ class PasswordHasher:
             argon2__memory_cost=memory_kib,
             argon2__parallelism=parallelism,
         )
-        # Verified against when the user does not exist, so both paths cost the same.
-        self._dummy_hash = self._context.hash("dummy password for absent users")
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        # Verified against when the user does not exist, so both paths cost the same. Made on
+        # first use: an argon2 hash costs ~150 ms, too much for every process start.
+        return str(self._context.hash("dummy password for absent users"))
 
     def hash(self, password: str) -> str:
         return str(self._context.hash(password))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ehr.context import SYSTEM, RequestContext
-from ehr.errors import PayloadTooLarge
+from ehr.context import SYSTEM, Actor, RequestContext
+from ehr.errors import PayloadTooLarge, Unauthorized
 from ehr.fhir.bundles import outcome_bytes
 from ehr.fhir.http import FHIR_JSON, FhirRequest, FhirResponse
 from ehr.fhir.router import FhirRouter
@@ -37,10 +38,15 @@ def base_url(request: Request, configured: str) -> str:
     return f"{request.url.scheme}://{request.url.netloc}/fhir"
 
 
-def request_context(request: Request, base: str) -> RequestContext:
+# Paths under /fhir that anyone may read: what a client needs before it has a token.
+PUBLIC_PATHS = frozenset({"metadata"})
+Authenticator = Callable[[str | None, str], Actor]
+
+
+def request_context(request: Request, base: str, actor: Actor = SYSTEM) -> RequestContext:
     client = request.client
     return RequestContext(
-        actor=SYSTEM,
+        actor=actor,
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
         source_ip=client.host if client else None,
         user_agent=request.headers.get("user-agent"),
@@ -56,13 +62,22 @@ def to_response(result: FhirResponse, request_id: str, head: bool = False) -> Re
     return Response(content=body, status_code=result.status, headers=headers, media_type=media)
 
 
-def build_router(fhir: FhirRouter) -> APIRouter:
+def build_router(fhir: FhirRouter, authenticate: Authenticator | None) -> APIRouter:
+    """``authenticate`` turns the Authorization header into an actor (None: no access control,
+    every request acts as the service itself — benchmarks only)."""
     api = APIRouter()
     limit = fhir.pipeline.settings.max_body_bytes
 
     async def endpoint(request: Request, path: str = "") -> Response:
         base = base_url(request, fhir.pipeline.settings.base_url)
-        ctx = request_context(request, base)
+        actor = SYSTEM
+        if authenticate is not None and path.strip("/") not in PUBLIC_PATHS:
+            try:
+                actor = authenticate(request.headers.get("authorization"), base)
+            except Unauthorized as err:
+                return to_response(FhirResponse(401, outcome_bytes(err.issues), err.headers),
+                                   request.headers.get("x-request-id") or uuid.uuid4().hex)
+        ctx = request_context(request, base, actor)
         try:
             body = await read_body(request, limit)
         except PayloadTooLarge as err:

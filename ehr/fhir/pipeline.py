@@ -7,20 +7,17 @@ record nothing, so the store and REST layer run on their own; the composition ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from ehr.config import Settings
 from ehr.context import RequestContext
+from ehr.store.criteria import Restriction
 from ehr.store.hooks import RuleRegistry
 from ehr.store.repository import StoredResource
-
-# A filter over the ``resource`` table (or an alias of it) that every search must AND in.
-Restriction = Callable[[Any], ColumnElement[bool]]
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,14 @@ class Guard(Protocol):
     ) -> Restriction | None:
         """The SQL filter that limits what a search or history may return."""
 
+    def view(self, session: Session, ctx: RequestContext, stored: StoredResource) -> StoredResource:
+        """The form of a record this caller receives (e.g. metadata only)."""
+
+    def purpose_of_use(
+        self, session: Session, ctx: RequestContext, patients: Iterable[str]
+    ) -> str:
+        """``TREAT``, or ``ETREAT`` when the access rests on break-the-glass."""
+
 
 class Recorder(Protocol):
     def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
@@ -78,6 +83,14 @@ class AllowAll:
         self, session: Session, ctx: RequestContext, rtype: str | None
     ) -> Restriction | None:
         return None
+
+    def view(self, session: Session, ctx: RequestContext, stored: StoredResource) -> StoredResource:
+        return stored
+
+    def purpose_of_use(
+        self, session: Session, ctx: RequestContext, patients: Iterable[str]
+    ) -> str:
+        return ctx.purpose_of_use
 
 
 class NullRecorder:

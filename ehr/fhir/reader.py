@@ -48,7 +48,14 @@ class Reader:
         self.ctx = ctx
 
     def _record(self, event: AccessEvent) -> None:
+        purpose = self.pipeline.guard.purpose_of_use(self.session, self.ctx, event.patients)
+        if purpose != self.ctx.purpose_of_use:
+            event.detail["purpose_of_use"] = purpose
         self.pipeline.recorder.record(self.session, self.ctx, event)
+
+    def _view(self, rows: list[StoredResource]) -> list[StoredResource]:
+        guard = self.pipeline.guard
+        return [guard.view(self.session, self.ctx, row) for row in rows]
 
     def read(self, rtype: str, rid: str) -> StoredResource:
         stored = repository.get_current(self.session, rtype, rid)
@@ -60,7 +67,7 @@ class Reader:
                        headers={"ETag": f'W/"{stored.version_id}"'})
         self._record(AccessEvent("read", rtype, rid, stored.version_id,
                                  patients=_patients(stored)))
-        return stored
+        return self.pipeline.guard.view(self.session, self.ctx, stored)
 
     def vread(self, rtype: str, rid: str, version_id: int) -> StoredResource:
         stored = repository.get_version(self.session, rtype, rid, version_id)
@@ -73,7 +80,7 @@ class Reader:
             raise Gone(f"{rtype}/{rid} version {version_id} is a deletion",
                        headers={"ETag": f'W/"{version_id}"'})
         self._record(AccessEvent("vread", rtype, rid, version_id, patients=_patients(stored)))
-        return stored
+        return self.pipeline.guard.view(self.session, self.ctx, stored)
 
     def search(
         self, rtype: str | None, params: Sequence[tuple[str, str]], *, strict: bool = False
@@ -100,25 +107,29 @@ class Reader:
                                  status=200, patients=patients,
                                  query="&".join(f"{k}={v}" for k, v in request.link_params),
                                  detail={"matches": len(page.rows), "included": len(included)}))
-        return SearchResult(request, page.rows, included, page.total, page.next_cursor,
-                            page.prev_cursor, list(request.warnings))
+        return SearchResult(request, self._view(page.rows), self._view(included), page.total,
+                            page.next_cursor, page.prev_cursor, list(request.warnings))
 
     def history(
         self, rtype: str | None, rid: str | None, params: Sequence[tuple[str, str]]
     ) -> HistoryResult:
         settings = self.pipeline.settings
         args = _history_args(params, settings.default_page_size, settings.max_page_size)
+        level = "instance" if rid else ("type" if rtype else "system")
+        restriction = None
         if rid is not None and rtype is not None:
             current = repository.get_current(self.session, rtype, rid)
-            self.pipeline.guard.authorize(self.session, self.ctx, "history", rtype,
+            self.pipeline.guard.authorize(self.session, self.ctx, "history-instance", rtype,
                                           stored=current)
             if current is None:
                 raise NotFound(f"{rtype}/{rid} is not known")
         else:
-            self.pipeline.guard.authorize(self.session, self.ctx, "history", rtype)
+            self.pipeline.guard.authorize(self.session, self.ctx, f"history-{level}", rtype)
+            restriction = self.pipeline.guard.restriction(self.session, self.ctx, rtype)
         count, since, at, before, after = args
         versions = repository.history(self.session, rtype=rtype, rid=rid, since=since, at=at,
-                                      before_seq=before, after_seq=after, limit=count + 1)
+                                      before_seq=before, after_seq=after, limit=count + 1,
+                                      restriction=restriction)
         more_after = len(versions) > count
         if after is not None:
             more_before = len(versions) > count
@@ -127,13 +138,13 @@ class Reader:
         else:
             versions = versions[:count]
             has_next, has_prev = more_after, before is not None
-        total = repository.history_count(self.session, rtype=rtype, rid=rid, since=since, at=at)
+        total = repository.history_count(self.session, rtype=rtype, rid=rid, since=since, at=at,
+                                         restriction=restriction)
         next_cursor = f"b{versions[-1].seq}" if versions and has_next else None
         prev_cursor = f"a{versions[0].seq}" if versions and has_prev else None
-        level = "instance" if rid else ("type" if rtype else "system")
         patients = tuple(dict.fromkeys(p for v in versions for p in _patients(v)))
         self._record(AccessEvent(f"history-{level}", rtype, rid, patients=patients))
-        return HistoryResult(versions, total, next_cursor, prev_cursor, count)
+        return HistoryResult(self._view(versions), total, next_cursor, prev_cursor, count)
 
 
 def _patients(stored: StoredResource) -> tuple[str, ...]:

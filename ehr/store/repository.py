@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ehr.store.criteria import Restriction
 from ehr.store.tables import ResourceRow, ResourceVersionRow
 
 R = ResourceRow.__table__  # type: ignore[attr-defined]
@@ -136,9 +137,15 @@ def history(
     before_seq: int | None = None,
     after_seq: int | None = None,
     limit: int = 50,
+    restriction: Restriction | None = None,
 ) -> list[StoredResource]:
-    """Versions newest first, keyset-paged on the global sequence so pages stay stable."""
+    """Versions newest first, keyset-paged on the global sequence so pages stay stable.
+
+    ``restriction`` filters on the resource's current row (access control).
+    """
     stmt = sa.select(*_VERSION_COLS)
+    if restriction is not None:
+        stmt = stmt.join(R, R.c.pk == V.c.res_pk).where(restriction(R))
     if rtype is not None:
         stmt = stmt.where(V.c.rtype == rtype)
     if rid is not None:
@@ -161,9 +168,11 @@ def history(
 
 def history_count(
     session: Session, *, rtype: str | None = None, rid: str | None = None,
-    since: int | None = None, at: int | None = None,
+    since: int | None = None, at: int | None = None, restriction: Restriction | None = None,
 ) -> int:
     stmt = sa.select(sa.func.count()).select_from(V)
+    if restriction is not None:
+        stmt = stmt.join(R, R.c.pk == V.c.res_pk).where(restriction(R))
     if rtype is not None:
         stmt = stmt.where(V.c.rtype == rtype)
     if rid is not None:

@@ -32,7 +32,10 @@ def test_rfc7638_example_thumbprint() -> None:
     assert thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
-def test_generated_key_is_created_once_and_private(tmp_path: Path) -> None:
+def test_generated_key_is_created_once_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EHR_AUTH_SIGNING_KEY_FILE", raising=False)
     settings = Settings(var_dir=tmp_path / "var")
     first = load_or_create_server_key(settings, AuthSettings())
     path = tmp_path / "var" / "auth" / "signing-key.pem"

@@ -206,13 +206,17 @@ def test_xml_accept_is_406(client: Any, seeded: str, accept: str) -> None:
     outcome(client.get(f"/fhir/Patient/{seeded}?_format=xml"), 406)
 
 
-def test_oversized_body_is_413(database_url: str, engine: Engine, tmp_path: Path) -> None:
+def test_oversized_body_is_413(
+    database_url: str, engine: Engine, tmp_path: Path, bearer_header: Any
+) -> None:
     from fastapi.testclient import TestClient
 
     from ehr.app import create_app
 
     small = Settings(database_url=database_url, var_dir=tmp_path / "var", max_body_bytes=1000)
-    with TestClient(create_app(small, engine)) as client:
+    app = create_app(small, engine)
+    with TestClient(app) as client:
+        client.headers.update(bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
         before = versions(client)
         big = {"resourceType": "Patient", "name": [{"text": "x" * 2000}]}
         outcome(client.post("/fhir/Patient", json=big, headers=FHIR_JSON), 413, "too-costly")
@@ -367,12 +371,13 @@ _ENDPOINTS = [
 
 
 @pytest.fixture
-def raw_client(app: Any) -> Any:
+def raw_client(app: Any, bearer_header: Any) -> Any:
     """A client that returns a server error as a response instead of raising it."""
     from fastapi.testclient import TestClient
 
     client = TestClient(app, raise_server_exceptions=False)
     client.headers.update({"Accept": "application/fhir+json"})
+    client.headers.update(bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
     return client
 
 

@@ -41,14 +41,17 @@ def _strip_server_fields(resource: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def shared_client(
-    _engine: Engine, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    _engine: Engine, database_url: str, tmp_path_factory: pytest.TempPathFactory,
+    bearer_header: Any,
 ) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
     from ehr.app import create_app
 
     settings = Settings(database_url=database_url, var_dir=tmp_path_factory.mktemp("var"))
-    with TestClient(create_app(settings, _engine)) as client:
+    app = create_app(settings, _engine)
+    with TestClient(app) as client:
+        client.headers.update(bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
         yield client
 
 

@@ -1,0 +1,194 @@
+"""SQL behind access decisions: which patients a user may see, and the filter every query ANDs.
+
+The filter is a SQL clause over a ``resource`` table alias, so searches, totals, includes,
+chains, ``_has`` and history are filtered inside the database and reveal nothing about rows
+the caller may not see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from ehr.auth.access_tables import AccessGrantRow, BreakGlassRow, CareTeamMemberRow
+from ehr.store.tables import ResourceRow, ResourceVersionRow, SearchReference, SearchToken
+
+M = CareTeamMemberRow.__table__  # type: ignore[attr-defined]
+B = BreakGlassRow.__table__  # type: ignore[attr-defined]
+G = AccessGrantRow.__table__  # type: ignore[attr-defined]
+R = ResourceRow.__table__  # type: ignore[attr-defined]
+V = ResourceVersionRow.__table__  # type: ignore[attr-defined]
+REF = SearchReference.__table__  # type: ignore[attr-defined]
+TOK = SearchToken.__table__  # type: ignore[attr-defined]
+
+# Reference parameters that place a resource in a patient's compartment.
+PATIENT_PARAMS = ("patient", "subject")
+PSYCHOTHERAPY = ("PSYTHPN",)
+PART2 = ("SUD", "42CFRPart2")
+
+
+def allowed_patients(member_keys: Iterable[str], username: str, now: int) -> sa.Select[Any]:
+    """Patient ids on the user's care teams, plus those under an active break-the-glass grant."""
+    care = sa.select(M.c.patient_id).where(M.c.member.in_(list(member_keys)))
+    emergency = sa.select(B.c.patient_id).where(B.c.username == username, B.c.expires_at > now)
+    return sa.union(care, emergency)  # type: ignore[return-value]
+
+
+def _in_compartment(res: Any, patients: Any) -> ColumnElement[bool]:
+    ref = REF.alias()
+    return sa.exists(
+        sa.select(sa.literal(1)).select_from(ref).where(
+            ref.c.res_pk == res.c.pk,
+            ref.c.param.in_(PATIENT_PARAMS),
+            ref.c.target_type == "Patient",
+            ref.c.target_id.in_(patients),
+        )
+    )
+
+
+def patient_clause(res: Any, patients: Any, directory: Iterable[str]) -> ColumnElement[bool]:
+    """Directory types are open; Patients and compartment members only for ``patients``."""
+    return sa.or_(
+        res.c.rtype.in_(list(directory)),
+        sa.and_(res.c.rtype == "Patient", res.c.rid.in_(patients)),
+        _in_compartment(res, patients),
+    )
+
+
+def _labelled(res: Any, codes: tuple[str, ...]) -> ColumnElement[bool]:
+    tok = TOK.alias()
+    return sa.exists(
+        sa.select(sa.literal(1)).select_from(tok).where(
+            tok.c.res_pk == res.c.pk, tok.c.param == "_security", tok.c.code.in_(codes)
+        )
+    )
+
+
+def psychotherapy_clause(res: Any, username: str | None) -> ColumnElement[bool]:
+    """PSYTHPN records: only their author (the user who created them) and named grantees."""
+    if username is None:
+        return sa.not_(_labelled(res, PSYCHOTHERAPY))
+    ver = V.alias()
+    authored = sa.exists(sa.select(sa.literal(1)).select_from(ver).where(
+        ver.c.res_pk == res.c.pk, ver.c.version_id == 1, ver.c.actor_id == username))
+    granted = sa.exists(sa.select(sa.literal(1)).select_from(G).where(
+        G.c.rtype == res.c.rtype, G.c.rid == res.c.rid, G.c.grantee == username,
+        G.c.revoked_at.is_(None)))
+    return sa.or_(sa.not_(_labelled(res, PSYCHOTHERAPY)), authored, granted)
+
+
+def part2_clause(res: Any, recipient: str) -> ColumnElement[bool]:
+    """42 CFR Part 2 records outside the treating team: only under an active Consent for the
+    record's patient that names ``recipient`` (e.g. ``Device/<client>``) in provision.actor."""
+    consent = R.alias()
+    c_patient, c_actor, c_status, own = REF.alias(), REF.alias(), TOK.alias(), REF.alias()
+    consented = sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(consent)
+        .join(c_patient, c_patient.c.res_pk == consent.c.pk)
+        .join(c_actor, c_actor.c.res_pk == consent.c.pk)
+        .join(c_status, c_status.c.res_pk == consent.c.pk)
+        .join(own, own.c.target_id == c_patient.c.target_id)
+        .where(
+            consent.c.rtype == "Consent", consent.c.deleted.is_(False),
+            c_patient.c.param == "patient", c_actor.c.param == "actor",
+            c_actor.c.target_type == recipient.split("/")[0],
+            c_actor.c.target_id == recipient.split("/", 1)[-1],
+            c_status.c.param == "status", c_status.c.code == "active",
+            own.c.res_pk == res.c.pk, own.c.param.in_(PATIENT_PARAMS),
+            own.c.target_type == "Patient",
+        )
+    )
+    return sa.or_(sa.not_(_labelled(res, PART2)), consented)
+
+
+def is_visible(session: Session, pk: int, clause: ColumnElement[bool] | None) -> bool:
+    if clause is None:
+        return True
+    stmt = sa.select(sa.literal(1)).select_from(R).where(R.c.pk == pk, clause)
+    return session.execute(stmt).first() is not None
+
+
+def filter_patients(session: Session, patient_ids: Iterable[str], patients: Any) -> set[str]:
+    ids = list(dict.fromkeys(patient_ids))
+    if not ids:
+        return set()
+    inner = patients.subquery()
+    rows = session.execute(sa.select(inner.c.patient_id).where(inner.c.patient_id.in_(ids)))
+    return {r[0] for r in rows}
+
+
+# -- care-team membership -----------------------------------------------------------------
+
+
+def replace_membership(
+    session: Session, source: str, members: Iterable[tuple[str, str]], now: int
+) -> None:
+    """Rebuild the rows a source resource (CareTeam/x, EpisodeOfCare/y) grants."""
+    session.execute(sa.delete(M).where(M.c.source == source))
+    rows = [{"patient_id": p, "member": m, "source": source, "created_at": now}
+            for p, m in dict.fromkeys(members)]
+    if rows:
+        session.execute(sa.insert(M), rows)
+
+
+def add_member(session: Session, patient_id: str, member: str, source: str, now: int) -> None:
+    exists = session.execute(sa.select(M.c.id).where(
+        M.c.patient_id == patient_id, M.c.member == member, M.c.source == source)).first()
+    if exists is None:
+        session.execute(sa.insert(M).values(patient_id=patient_id, member=member, source=source,
+                                            created_at=now))
+
+
+def members_of(session: Session, patient_id: str) -> list[tuple[str, str]]:
+    rows = session.execute(sa.select(M.c.member, M.c.source).where(M.c.patient_id == patient_id)
+                           .order_by(M.c.member))
+    return [(r[0], r[1]) for r in rows]
+
+
+# -- break-the-glass grants ---------------------------------------------------------------
+
+
+def create_break_glass(
+    session: Session, *, username: str, patient_id: str, reason: str, now: int, expires_at: int,
+    request_id: str | None,
+) -> int:
+    result = session.execute(sa.insert(B).returning(B.c.id), {
+        "username": username, "patient_id": patient_id, "reason": reason, "created_at": now,
+        "expires_at": expires_at, "request_id": request_id})
+    return int(result.scalar_one())
+
+
+def emergency_patients(session: Session, username: str, now: int) -> set[str]:
+    rows = session.execute(sa.select(B.c.patient_id).where(
+        B.c.username == username, B.c.expires_at > now))
+    return {r[0] for r in rows}
+
+
+def care_team_patients(session: Session, member_keys: Iterable[str],
+                       patient_ids: Iterable[str]) -> set[str]:
+    ids = list(dict.fromkeys(patient_ids))
+    if not ids:
+        return set()
+    rows = session.execute(sa.select(M.c.patient_id).where(
+        M.c.member.in_(list(member_keys)), M.c.patient_id.in_(ids)))
+    return {r[0] for r in rows}
+
+
+def list_break_glass(session: Session, *, open_only: bool, limit: int = 200) -> list[BreakGlassRow]:
+    stmt = sa.select(B).order_by(B.c.created_at.desc()).limit(limit)
+    if open_only:
+        stmt = stmt.where(B.c.reviewed_at.is_(None))
+    return [BreakGlassRow(**dict(r._mapping)) for r in session.execute(stmt)]
+
+
+def review_break_glass(session: Session, grant_id: int, *, reviewer: str, note: str,
+                       now: int) -> bool:
+    result = session.execute(
+        sa.update(B).where(B.c.id == grant_id, B.c.reviewed_at.is_(None))
+        .values(reviewed_by=reviewer, reviewed_at=now, review_note=note))
+    return result.rowcount == 1  # type: ignore[attr-defined]

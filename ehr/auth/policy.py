@@ -1,0 +1,238 @@
+"""The access policy applied on every read and write path (the pipeline's ``Guard``).
+
+A decision has three parts, all required: the role table (``policy_table``), the token's
+scopes, and the records themselves (care team, sensitivity labels, break-the-glass). The last
+part is a SQL clause, so searches, totals, includes, chains, ``_has`` and history are filtered
+inside the query; single reads use the same clause, so both paths answer alike. A record the
+caller may not see reads as 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import simplejson
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from ehr.auth import access_repository as repo
+from ehr.auth.policy_table import (
+    DIRECTORY_TYPES,
+    INTERACTION_PERMISSION,
+    METADATA_ONLY,
+    ORGANIZATION_WIDE,
+    role_permissions,
+)
+from ehr.auth.redaction import keep_elements
+from ehr.auth.roles import ROLES, Role
+from ehr.auth.scopes import ScopeSet
+from ehr.context import Actor, RequestContext
+from ehr.errors import Forbidden, NotFound
+from ehr.store.criteria import Restriction
+from ehr.store.repository import StoredResource, get_version
+
+_SESSION_KEY = "ehr_access"
+CLINICAL_ROLES = frozenset({Role.PHYSICIAN, Role.NURSE, Role.THERAPIST})
+
+
+def member_keys(actor: Actor) -> tuple[str, ...]:
+    """How care-team rows name this user: its Practitioner and its user name."""
+    keys = [f"User/{actor.id}"]
+    if actor.practitioner:
+        keys.append(actor.practitioner)
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one request's actor holds, computed once per transaction."""
+
+    actor: Actor
+    roles: frozenset[Role]
+    scopes: ScopeSet
+    now: int
+
+    @property
+    def internal(self) -> bool:
+        return self.actor.kind == "system"
+
+    @property
+    def is_client(self) -> bool:
+        return self.actor.kind == "client"
+
+    @property
+    def care_team_limited(self) -> bool:
+        return self.actor.kind == "user" and not (self.roles & ORGANIZATION_WIDE)
+
+    def permits(self, rtype: str, letter: str) -> bool:
+        if self.internal:
+            return True
+        context = "system" if self.is_client else "user"
+        if not self.scopes.allows(context, rtype, letter):
+            return False
+        if self.is_client:
+            return True  # system clients get exactly their scopes
+        return any(letter in role_permissions(role, rtype) for role in self.roles)
+
+    def metadata_only(self, rtype: str) -> tuple[str, ...] | None:
+        """The elements to keep when every role that may read ``rtype`` sees metadata only."""
+        if self.internal or self.is_client:
+            return None
+        readers = [r for r in self.roles if "r" in role_permissions(r, rtype)]
+        kept = [METADATA_ONLY.get((r, rtype)) for r in readers]
+        if readers and all(k is not None for k in kept):
+            return kept[0]
+        return None
+
+
+class PolicyGuard:
+    """Implements the pipeline's Guard protocol."""
+
+    def __init__(self, clock: Callable[[], int], resource_types: Iterable[str]) -> None:
+        self.clock = clock
+        self.resource_types = tuple(sorted(resource_types))
+
+    # -- per-request state ----------------------------------------------------------------
+
+    def access(self, session: Session, ctx: RequestContext) -> Access:
+        cached = session.info.get(_SESSION_KEY)
+        if isinstance(cached, Access) and cached.actor is ctx.actor:
+            return cached
+        actor = ctx.actor
+        roles = frozenset(Role(r) for r in actor.roles if r in ROLES)
+        access = Access(actor, roles, ScopeSet.parse(actor.scopes), self.clock())
+        session.info[_SESSION_KEY] = access
+        return access
+
+    def _patients(self, access: Access) -> Any:
+        return repo.allowed_patients(member_keys(access.actor), access.actor.id, access.now)
+
+    # -- Guard protocol -------------------------------------------------------------------
+
+    def authorize(
+        self,
+        session: Session,
+        ctx: RequestContext,
+        interaction: str,
+        rtype: str | None,
+        *,
+        resource: dict[str, Any] | None = None,
+        stored: StoredResource | None = None,
+    ) -> None:
+        access = self.access(session, ctx)
+        if access.internal:
+            return
+        letter = INTERACTION_PERMISSION.get(interaction)
+        if letter is None:
+            return  # bundle envelopes: every entry is authorized on its own
+        if rtype is None:
+            if not any(access.permits(t, letter) for t in self.resource_types):
+                raise Forbidden("You are not permitted to do this")
+            return
+        if not access.permits(rtype, letter):
+            raise Forbidden("You are not permitted to do this")
+        if stored is not None and not self.visible(session, ctx, stored):
+            raise NotFound(f"{rtype}/{stored.rid} is not known")
+        if resource is not None and letter in ("c", "u"):
+            self._check_new_content(session, access, rtype, resource)
+
+    def restriction(
+        self, session: Session, ctx: RequestContext, rtype: str | None
+    ) -> Restriction | None:
+        access = self.access(session, ctx)
+        if access.internal:
+            return None
+        readable = [t for t in self.resource_types if access.permits(t, "s")]
+        unreadable = [t for t in self.resource_types if t not in set(readable)]
+        patients = self._patients(access) if access.care_team_limited else None
+        username = None if access.is_client else access.actor.id
+
+        def clause(res: Any) -> ColumnElement[bool]:
+            parts: list[ColumnElement[bool]] = [
+                res.c.rtype.in_(readable) if len(readable) < len(unreadable)
+                else res.c.rtype.not_in(unreadable) if unreadable
+                else res.c.rtype.is_not(None)
+            ]
+            if patients is not None:
+                parts.append(repo.patient_clause(res, patients, DIRECTORY_TYPES))
+            parts.append(repo.psychotherapy_clause(res, username))
+            if access.is_client:
+                parts.append(repo.part2_clause(res, f"Device/{access.actor.id}"))
+            return sa.and_(*parts)
+
+        return clause
+
+    def visible(self, session: Session, ctx: RequestContext, stored: StoredResource) -> bool:
+        restriction = self.restriction(session, ctx, stored.rtype)
+        if restriction is None:
+            return True
+        if stored.deleted:
+            return self._visible_deleted(session, self.access(session, ctx), stored)
+        return repo.is_visible(session, stored.pk, restriction(repo.R))
+
+    def _visible_deleted(self, session: Session, access: Access, stored: StoredResource) -> bool:
+        # A tombstone has no index rows to filter on: judge it by its last live version, so a
+        # 410 never tells an outsider that a record existed.
+        if not access.permits(stored.rtype, "r"):
+            return False
+        last = get_version(session, stored.rtype, stored.rid, stored.version_id - 1)
+        if last is None or last.content is None:
+            return False
+        resource = simplejson.loads(last.content)
+        labels = {s.get("code") for s in (resource.get("meta") or {}).get("security", [])}
+        if labels & set(repo.PSYCHOTHERAPY) and not access.internal:
+            return False
+        if not access.care_team_limited or stored.rtype in DIRECTORY_TYPES:
+            return True
+        patients = {stored.rid} if stored.rtype == "Patient" else set(
+            patients_referenced(resource))
+        return patients <= repo.filter_patients(session, patients, self._patients(access))
+
+    def view(self, session: Session, ctx: RequestContext, stored: StoredResource) -> StoredResource:
+        """The form of a record this caller receives (metadata only for some roles)."""
+        keep = self.access(session, ctx).metadata_only(stored.rtype)
+        if keep is None or stored.content is None:
+            return stored
+        return keep_elements(stored, keep)
+
+    def purpose_of_use(self, session: Session, ctx: RequestContext,
+                       patients: Iterable[str]) -> str:
+        """``ETREAT`` when a patient is reached only through break-the-glass."""
+        access = self.access(session, ctx)
+        ids = set(patients)
+        if not ids or not access.care_team_limited:
+            return ctx.purpose_of_use
+        emergency = repo.emergency_patients(session, access.actor.id, access.now) & ids
+        if not emergency:
+            return ctx.purpose_of_use
+        own = repo.care_team_patients(session, member_keys(access.actor), emergency)
+        return "ETREAT" if emergency - own else ctx.purpose_of_use
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _check_new_content(self, session: Session, access: Access, rtype: str,
+                           resource: dict[str, Any]) -> None:
+        if not access.care_team_limited or rtype in DIRECTORY_TYPES or rtype == "Patient":
+            return
+        patients = set(patients_referenced(resource))
+        if not patients:
+            return
+        allowed = repo.filter_patients(session, patients, self._patients(access))
+        if patients - allowed:
+            # Same answer as for a patient that does not exist: nothing leaks.
+            raise NotFound("The referenced patient is not known")
+
+
+def patients_referenced(resource: dict[str, Any]) -> list[str]:
+    """Patient ids a resource's compartment elements point at."""
+    found: list[str] = []
+    for key in ("patient", "subject", "beneficiary"):
+        ref = resource.get(key)
+        if isinstance(ref, dict):
+            text = ref.get("reference")
+            if isinstance(text, str) and text.startswith("Patient/"):
+                found.append(text.split("/")[1])
+    return found
