@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ehr.auth.cli import register as register_auth
 from ehr.config import Settings, get_settings
 from ehr.context import SYSTEM, RequestContext
 
@@ -16,6 +17,9 @@ cli = typer.Typer(help="ehr: FHIR R4 record service for ketamine-assisted therap
                   no_args_is_help=True, add_completion=False)
 db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+care_team_cli = typer.Typer(help="Care-team membership.", no_args_is_help=True)
+cli.add_typer(care_team_cli, name="care-team")
+register_auth(cli)
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -106,6 +110,34 @@ def load(
     engine.dispose()
     if failed:
         raise typer.Exit(code=1)
+
+
+@care_team_cli.command("add")
+def care_team_add(
+    patient_id: Annotated[str, typer.Argument(help="Patient id (without 'Patient/')")],
+    username: Annotated[str, typer.Argument(help="The user to add")],
+) -> None:
+    """Add a user to a patient's care team (as a participant of its CareTeam resource)."""
+    from ehr.app import build_pipeline
+    from ehr.auth.users import Users
+    from ehr.db import unit_of_work
+    from ehr.errors import EhrError
+    from ehr.fhir.care_team_admin import add_to_care_team
+
+    settings = get_settings()
+    _upgrade(settings)
+    engine = _engine(settings)
+    ctx = RequestContext(actor=SYSTEM, user_agent="ehr care-team add")
+    try:
+        with unit_of_work(engine) as session:
+            team = add_to_care_team(build_pipeline(settings), session, ctx, Users(),
+                                    patient_id.removeprefix("Patient/"), username)
+    except EhrError as err:
+        typer.echo(f"error: {err.diagnostics}", err=True)
+        raise typer.Exit(1) from err
+    finally:
+        engine.dispose()
+    typer.echo(f"{username} is on the care team of Patient/{patient_id} (CareTeam/{team})")
 
 
 @cli.command()

@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ehr.app import build_pipeline
+from ehr.auth.users import Users
 from ehr.config import Settings
 from ehr.context import SYSTEM, RequestContext
 from ehr.db import unit_of_work
-from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.care_team_admin import add_to_care_team
 from ehr.fhir.writer import Writer
 from ehr.store.repository import history_count
 
@@ -34,6 +36,19 @@ STAFF = [
     ("Okafor", "Sam", None, "1245319599"),
     ("Park", "Lee", None, "1316040596"),
 ]
+# Demo accounts (username, role, display name, index into STAFF or None). Passwords are printed
+# by ``ehr demo``: they exist for trying the service out, never for a deployment.
+ACCOUNTS = [
+    ("physician", "physician", "Dr. Ada Moreno", 0),
+    ("nurse", "nurse", "Sam Okafor, RN", 1),
+    ("therapist", "therapist", "Lee Park, LMFT", 2),
+    ("compliance", "compliance", "Chris Vega", None),
+    ("admin", "admin", "Robin Admin", None),
+]
+
+
+def demo_password(username: str) -> str:
+    return f"{username}-demo-2026"
 
 
 def _ref(stored_type: str, rid: str) -> dict[str, str]:
@@ -51,7 +66,9 @@ def seed_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = False
     ctx = RequestContext(actor=SYSTEM, user_agent="ehr demo")
     now = datetime.now(UTC).replace(microsecond=0)
     with unit_of_work(engine, write=True) as session:
-        w = Writer(Pipeline(settings), session, ctx)
+        pipeline = build_pipeline(settings)
+        w = Writer(pipeline, session, ctx)
+        patient_ids: list[str] = []
 
         def make(resource: dict[str, Any]) -> str:
             stored = w.create(resource["resourceType"], resource).stored
@@ -76,6 +93,7 @@ def seed_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = False
                 "managingOrganization": _ref("Organization", org),
                 "generalPractitioner": [_ref("Practitioner", staff[0])],
             })
+            patient_ids.append(pid)
             subject = _ref("Patient", pid)
             make({"resourceType": "Condition", "subject": subject,
                   "clinicalStatus": {"coding": [{
@@ -104,5 +122,17 @@ def seed_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = False
                                        "display": "Heart rate"}]},
                   "subject": subject, "effectiveDateTime": taken,
                   "valueQuantity": _quantity(64 + n * 2, "beats/minute", "/min")})
-    return (f"demo clinic seeded: 1 organization, {len(STAFF)} practitioners, "
-            f"{len(PATIENTS)} patients with conditions and vital signs")
+        users = Users()
+        for username, role, display, staff_index in ACCOUNTS:
+            practitioner = None if staff_index is None else f"Practitioner/{staff[staff_index]}"
+            npi = STAFF[staff_index][3] if role == "physician" and staff_index is not None else None
+            users.create(session, username=username, password=demo_password(username),
+                         roles=[role], display_name=display, practitioner=practitioner, npi=npi)
+        for patient_id in patient_ids:
+            for username, role, *_ in ACCOUNTS:
+                if role in ("physician", "nurse", "therapist"):
+                    add_to_care_team(pipeline, session, ctx, users, patient_id, username)
+    lines = [f"demo clinic seeded: 1 organization, {len(STAFF)} practitioners, "
+             f"{len(PATIENTS)} patients with conditions and vital signs", "demo accounts:"]
+    lines += [f"  {u:<11} {demo_password(u):<24} ({r})" for u, r, *_ in ACCOUNTS]
+    return "\n".join(lines)

@@ -119,6 +119,17 @@ class Users:
         session.flush()
         return User.of(row)
 
+    def set_practitioner(self, session: Session, username: str, practitioner: str) -> User:
+        """Link the user to its Practitioner resource (``Practitioner/<id>``)."""
+        row = self._row(session, username.strip().lower())
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        row.practitioner = practitioner
+        row.updated_at = to_micros(self.clock())
+        session.add(row)
+        session.flush()
+        return User.of(row)
+
     def set_password(self, session: Session, username: str, password: str) -> None:
         row = self._row(session, username.strip().lower())
         if row is None:
