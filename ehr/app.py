@@ -11,9 +11,13 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr import __version__
+from ehr.audit.recorder import AuditRecorder
+from ehr.audit.sequencer import CheckpointPolicy, Sequencer
 from ehr.auth.access_routes import build_access_router
 from ehr.auth.break_glass import BreakGlass
 from ehr.auth.care_teams import register_care_team_rules
+from ehr.auth.checkpoint_signing import checkpoint_signer
+from ehr.auth.keys import load_or_create_server_key
 from ehr.auth.policy import PolicyGuard
 from ehr.auth.routes import build_auth_router
 from ehr.auth.service import AuthService
@@ -35,10 +39,18 @@ _STATUS_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found
                  405: "not-supported", 413: "too-costly", 415: "not-supported"}
 
 
+def build_recorder(settings: Settings) -> AuditRecorder:
+    key = load_or_create_server_key(settings)
+    policy = CheckpointPolicy(settings.audit_checkpoint_every_records,
+                              settings.audit_checkpoint_every_minutes * 60 * 1_000_000)
+    return AuditRecorder(Sequencer(checkpoint_signer(key), policy), now_us)
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     """The one place where guards, the audit recorder and clinical rules are plugged in."""
-    guard = PolicyGuard(now_us, R4_RESOURCE_TYPES - NOT_STORED)
-    pipeline = Pipeline(settings, guard=guard) if settings.auth_required else Pipeline(settings)
+    pipeline = Pipeline(settings, recorder=build_recorder(settings))
+    if settings.auth_required:
+        pipeline.guard = PolicyGuard(now_us, R4_RESOURCE_TYPES - NOT_STORED)
     register_care_team_rules(pipeline.rules, now_us)
     return pipeline
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # itself, with no access control. Never turn this off in a deployment.
     auth_required: bool = True
     break_glass_minutes: int = 60
+    # Signed audit checkpoints are written automatically after this many records or minutes.
+    audit_checkpoint_every_records: int = 10_000
+    audit_checkpoint_every_minutes: int = 15
 
 
 @lru_cache

@@ -126,6 +126,8 @@ def seed_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = False
         for username, role, display, staff_index in ACCOUNTS:
             practitioner = None if staff_index is None else f"Practitioner/{staff[staff_index]}"
             npi = STAFF[staff_index][3] if role == "physician" and staff_index is not None else None
+            if users.get(session, username) is not None:
+                continue  # seeded before: a second demo clinic shares the accounts
             users.create(session, username=username, password=demo_password(username),
                          roles=[role], display_name=display, practitioner=practitioner, npi=npi)
         for patient_id in patient_ids:

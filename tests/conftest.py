@@ -17,8 +17,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from ehr.audit import immutability
+from ehr.audit.canonical import GENESIS
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
+import ehr.audit.tables
 import ehr.auth.access_tables
 import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
 from ehr.store.migrate import upgrade
@@ -107,13 +110,18 @@ def _engine(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _wipe(engine: Engine) -> None:
+    """Empty every table; the append-only triggers are lifted for that, and put back."""
     names = [n for n in table_names() if n != "alembic_version"]
     with engine.begin() as conn:
+        immutability.remove(conn)
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
             for name in names:
                 conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO audit_head (id, seq, hash, checkpoint_seq, "
+                          "checkpoint_time) VALUES (1, 0, :g, 0, 0)"), {"g": GENESIS})
+        immutability.install(conn)
 
 
 @pytest.fixture

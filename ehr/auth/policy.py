@@ -142,10 +142,16 @@ class PolicyGuard:
     def restriction(
         self, session: Session, ctx: RequestContext, rtype: str | None
     ) -> Restriction | None:
+        return self._restriction(session, ctx, "s")
+
+    def _restriction(self, session: Session, ctx: RequestContext, letter: str
+                     ) -> Restriction | None:
+        # ``letter`` is the permission that makes a type readable: "s" for searches, "r" for
+        # single reads, so a ``system/Patient.r`` client can read a Patient it cannot search.
         access = self.access(session, ctx)
         if access.internal:
             return None
-        readable = [t for t in self.resource_types if access.permits(t, "s")]
+        readable = [t for t in self.resource_types if access.permits(t, letter)]
         unreadable = [t for t in self.resource_types if t not in set(readable)]
         patients = self._patients(access) if access.care_team_limited else None
         username = None if access.is_client else access.actor.id
@@ -166,7 +172,7 @@ class PolicyGuard:
         return clause
 
     def visible(self, session: Session, ctx: RequestContext, stored: StoredResource) -> bool:
-        restriction = self.restriction(session, ctx, stored.rtype)
+        restriction = self._restriction(session, ctx, "r")
         if restriction is None:
             return True
         if stored.deleted:
@@ -184,6 +190,9 @@ class PolicyGuard:
         resource = simplejson.loads(last.content)
         labels = {s.get("code") for s in (resource.get("meta") or {}).get("security", [])}
         if labels & set(repo.PSYCHOTHERAPY) and not access.internal:
+            return False
+        if labels & set(repo.PART2) and access.is_client:
+            # Consent is judged on index rows a tombstone no longer has: stay silent.
             return False
         if not access.care_team_limited or stored.rtype in DIRECTORY_TYPES:
             return True
@@ -217,7 +226,9 @@ class PolicyGuard:
                            resource: dict[str, Any]) -> None:
         if not access.care_team_limited or rtype in DIRECTORY_TYPES or rtype == "Patient":
             return
-        patients = set(patients_referenced(resource))
+        # Every Patient reference, not only the compartment elements: a Provenance.target or
+        # an Appointment participant would otherwise write into another patient's record.
+        patients = set(all_patient_references(resource))
         if not patients:
             return
         allowed = repo.filter_patients(session, patients, self._patients(access))
@@ -236,3 +247,23 @@ def patients_referenced(resource: dict[str, Any]) -> list[str]:
             if isinstance(text, str) and text.startswith("Patient/"):
                 found.append(text.split("/")[1])
     return found
+
+
+def all_patient_references(node: Any) -> list[str]:
+    """Ids of every local ``Patient/<id>`` reference anywhere in a resource."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            text = item.get("reference")
+            if isinstance(text, str):
+                parts = text.split("/")
+                # Relative references only (Patient/x, Patient/x/_history/n): absolute ones
+                # name other servers' patients.
+                if parts[0] == "Patient" and len(parts) in (2, 4) and parts[1]:
+                    found.append(parts[1])
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return list(dict.fromkeys(found))

@@ -13,7 +13,7 @@ from ehr.errors import BadRequest, Issue, UnsupportedMediaType
 from ehr.fhir import bundles, canonical_json
 from ehr.fhir.http import FhirRequest, FhirResponse, is_json_media_type
 from ehr.fhir.pipeline import Pipeline
-from ehr.fhir.reader import Reader
+from ehr.fhir.reader import REDISCLOSURE_HEADER, REDISCLOSURE_NOTICE, Reader, any_part2
 from ehr.fhir.subsetting import select_elements, summarize
 from ehr.fhir.validation import validate_json_body
 from ehr.fhir.writer import WriteOutcome, Writer
@@ -132,12 +132,18 @@ def write_response(ex: Exchange, outcome: WriteOutcome) -> FhirResponse:
 # -- handlers ----------------------------------------------------------------------------
 
 
+def _with_notice(response: FhirResponse, rows: list[StoredResource]) -> FhirResponse:
+    if any_part2(rows):
+        response.headers[REDISCLOSURE_HEADER] = REDISCLOSURE_NOTICE
+    return response
+
+
 def read(ex: Exchange, rtype: str, rid: str) -> FhirResponse:
     stored = ex.reader.read(rtype, rid)
     match = ex.request.header("if-none-match")
     if match is not None and parse_etag(match) == stored.version_id:
         return FhirResponse(304, b"", version_headers(stored, ex.base))
-    return resource_response(ex, stored)
+    return _with_notice(resource_response(ex, stored), [stored])
 
 
 def vread(ex: Exchange, rtype: str, rid: str, vid: str) -> FhirResponse:
@@ -145,7 +151,8 @@ def vread(ex: Exchange, rtype: str, rid: str, vid: str) -> FhirResponse:
         version = int(vid)
     except ValueError as exc:
         raise BadRequest(f"Version id {vid!r} is not a number", code="invalid") from exc
-    return resource_response(ex, ex.reader.vread(rtype, rid, version))
+    stored = ex.reader.vread(rtype, rid, version)
+    return _with_notice(resource_response(ex, stored), [stored])
 
 
 def create(ex: Exchange, rtype: str) -> FhirResponse:
@@ -200,4 +207,6 @@ def search_post(ex: Exchange, rtype: str) -> FhirResponse:
 def history(ex: Exchange, rtype: str | None, rid: str | None) -> FhirResponse:
     result = ex.reader.history(rtype, rid, ex.search_params())
     path = "/".join(p for p in (rtype, rid) if p) + ("/_history" if rtype else "_history")
-    return FhirResponse(200, bundles.history(ex.base, path, result, ex.search_params()))
+    return _with_notice(
+        FhirResponse(200, bundles.history(ex.base, path, result, ex.search_params())),
+        result.versions)

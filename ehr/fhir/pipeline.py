@@ -13,25 +13,12 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
+from ehr.audit.events import AccessEvent
 from ehr.config import Settings
 from ehr.context import RequestContext
 from ehr.store.criteria import Restriction
 from ehr.store.hooks import RuleRegistry
 from ehr.store.repository import StoredResource
-
-
-@dataclass(frozen=True)
-class AccessEvent:
-    """What one interaction did, for the audit trail."""
-
-    interaction: str  # read, vread, search-type, history-instance, create, update, delete, ...
-    rtype: str | None = None
-    rid: str | None = None
-    version_id: int | None = None
-    status: int = 200
-    patients: tuple[str, ...] = ()
-    query: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Guard(Protocol):
@@ -65,6 +52,12 @@ class Recorder(Protocol):
     def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
         """Append an audit record inside the request's transaction."""
 
+    def mark(self, session: Session) -> int:
+        """A point to return to when a savepoint is rolled back."""
+
+    def rollback_to(self, session: Session, mark: int) -> None:
+        """Forget the records made since ``mark`` (their savepoint was rolled back)."""
+
 
 class AllowAll:
     def authorize(
@@ -97,6 +90,12 @@ class NullRecorder:
     def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
         return None
 
+    def mark(self, session: Session) -> int:
+        return 0
+
+    def rollback_to(self, session: Session, mark: int) -> None:
+        return None
+
 
 @dataclass
 class Pipeline:
@@ -104,3 +103,6 @@ class Pipeline:
     guard: Guard = field(default_factory=AllowAll)
     recorder: Recorder = field(default_factory=NullRecorder)
     rules: RuleRegistry = field(default_factory=RuleRegistry)
+
+
+__all__ = ["AccessEvent", "AllowAll", "Guard", "NullRecorder", "Pipeline", "Recorder"]

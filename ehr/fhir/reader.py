@@ -11,14 +11,37 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
+from ehr.audit.events import AccessEvent, labels_in
 from ehr.context import RequestContext
 from ehr.errors import BadRequest, Gone, Issue, NotFound
-from ehr.fhir.pipeline import AccessEvent, Pipeline
+from ehr.fhir import canonical_json
+from ehr.fhir.pipeline import Pipeline
 from ehr.fhir.search import SearchRequest, parse_search
 from ehr.fhir.search.dates import parse_range
 from ehr.store import repository
 from ehr.store.repository import StoredResource
 from ehr.store.search_sql import execute_search, fetch_includes
+
+# 42 CFR 2.32: every disclosure of a Part 2 record carries this notice.
+REDISCLOSURE_NOTICE = ("42 CFR part 2 prohibits unauthorized use or disclosure of these records")
+REDISCLOSURE_HEADER = "X-Redisclosure-Notice"
+_PART2_CODES = ('"code":"SUD"', '"code":"42CFRPart2"')
+
+
+def part2_labelled(stored: StoredResource) -> bool:
+    """Whether a record carries a SUD / 42CFRPart2 security label (its notice is required)."""
+    text = stored.content
+    if not text or '"security"' not in text:
+        return False
+    meta = canonical_json.loads(text).get("meta") or {}
+    return any(isinstance(s, dict) and s.get("code") in ("SUD", "42CFRPart2")
+               for s in meta.get("security") or [])
+
+
+def any_part2(rows: Sequence[StoredResource]) -> bool:
+    # A cheap text test first: parsing every row of every page would tax all searches.
+    return any(any(c in (r.content or "") for c in _PART2_CODES) and part2_labelled(r)
+               for r in rows)
 
 
 @dataclass
@@ -66,20 +89,24 @@ class Reader:
             raise Gone(f"{rtype}/{rid} was deleted",
                        headers={"ETag": f'W/"{stored.version_id}"'})
         self._record(AccessEvent("read", rtype, rid, stored.version_id,
-                                 patients=_patients(stored)))
+                                 patients=_patients(stored), protected=labels_in(stored.content)))
         return self.pipeline.guard.view(self.session, self.ctx, stored)
 
     def vread(self, rtype: str, rid: str, version_id: int) -> StoredResource:
         stored = repository.get_version(self.session, rtype, rid, version_id)
         current = repository.get_current(self.session, rtype, rid)
-        self.pipeline.guard.authorize(self.session, self.ctx, "vread", rtype,
-                                      stored=current or stored)
+        try:
+            self.pipeline.guard.authorize(self.session, self.ctx, "vread", rtype,
+                                          stored=current or stored)
+        except NotFound:
+            stored = None  # a hidden record answers exactly like a version that does not exist
         if stored is None:
             raise NotFound(f"{rtype}/{rid}/_history/{version_id} is not known")
         if stored.deleted:
             raise Gone(f"{rtype}/{rid} version {version_id} is a deletion",
                        headers={"ETag": f'W/"{version_id}"'})
-        self._record(AccessEvent("vread", rtype, rid, version_id, patients=_patients(stored)))
+        self._record(AccessEvent("vread", rtype, rid, version_id, patients=_patients(stored),
+                                 protected=labels_in(stored.content)))
         return self.pipeline.guard.view(self.session, self.ctx, stored)
 
     def search(
@@ -106,9 +133,13 @@ class Reader:
         self._record(AccessEvent("search-type" if rtype else "search-system", rtype,
                                  status=200, patients=patients,
                                  query="&".join(f"{k}={v}" for k, v in request.link_params),
-                                 detail={"matches": len(page.rows), "included": len(included)}))
+                                 detail={"matches": len(page.rows), "included": len(included)},
+                                 protected=_protected([*page.rows, *included])))
+        warnings = list(request.warnings)
+        if any_part2(page.rows) or any_part2(included):
+            warnings.append(Issue("informational", REDISCLOSURE_NOTICE, "information"))
         return SearchResult(request, self._view(page.rows), self._view(included), page.total,
-                            page.next_cursor, page.prev_cursor, list(request.warnings))
+                            page.next_cursor, page.prev_cursor, warnings)
 
     def history(
         self, rtype: str | None, rid: str | None, params: Sequence[tuple[str, str]]
@@ -143,8 +174,13 @@ class Reader:
         next_cursor = f"b{versions[-1].seq}" if versions and has_next else None
         prev_cursor = f"a{versions[0].seq}" if versions and has_prev else None
         patients = tuple(dict.fromkeys(p for v in versions for p in _patients(v)))
-        self._record(AccessEvent(f"history-{level}", rtype, rid, patients=patients))
+        self._record(AccessEvent(f"history-{level}", rtype, rid, patients=patients,
+                                 protected=_protected(versions)))
         return HistoryResult(self._view(versions), total, next_cursor, prev_cursor, count)
+
+
+def _protected(rows: Sequence[StoredResource]) -> tuple[str, ...]:
+    return tuple(sorted({label for row in rows for label in labels_in(row.content)}))
 
 
 def _patients(stored: StoredResource) -> tuple[str, ...]:

@@ -39,6 +39,24 @@ READ_ONLY_TYPES = frozenset({"AuditEvent"})
 _Route = Callable[[], FhirResponse]
 
 
+def interaction_of(method: str, parts: list[str]) -> str:
+    """The FHIR interaction a request path names (for auditing requests that failed early)."""
+    if not parts:
+        return "transaction" if method == "POST" else "search-system"
+    op = next((p[1:] for p in parts if p.startswith("$")), None)
+    if op:
+        return f"operation:{op}"
+    if "_history" in parts:
+        if len(parts) == 4:
+            return "vread"
+        return "history-" + {1: "system", 2: "type"}.get(len(parts), "instance")
+    if len(parts) == 1 or parts[1] == "_search":
+        return {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(
+            method if parts[-1] != "_search" else "GET", "search-type")
+    return {"GET": "read", "HEAD": "read", "PUT": "update", "DELETE": "delete"}.get(
+        method, method.lower())
+
+
 class FhirRouter:
     def __init__(
         self, engine: Engine, pipeline: Pipeline, operations: OperationRegistry | None = None
@@ -55,15 +73,17 @@ class FhirRouter:
                     ex = Exchange(self.pipeline, session, ctx, request)
                     return self._dispatch(ex)
             except EhrError as err:
-                self._audit_failure(request, ctx, err.status)
+                self._audit_failure(request, ctx, err.status, err.diagnostics)
                 return FhirResponse(err.status, bundles.outcome_bytes(err.issues),
                                     dict(err.headers))
             except OperationalError as exc:
                 log.warning("database unavailable: %s", type(exc).__name__)
+                self._audit_failure(request, ctx, 503, "database unavailable")
                 down = ServiceUnavailable("The database is unavailable; retry later")
                 return FhirResponse(503, bundles.outcome_bytes(down.issues), {"Retry-After": "5"})
             except DBAPIError as exc:
                 log.exception("database error")
+                self._audit_failure(request, ctx, 500, f"database error {type(exc.orig).__name__}")
                 issue = Issue("exception", f"Database error: {type(exc.orig).__name__}")
                 return FhirResponse(500, bundles.outcome_bytes([issue]))
 
@@ -83,12 +103,16 @@ class FhirRouter:
                                  expression=(key.replace("\x00", ""),))
 
     def _writes(self, request: FhirRequest) -> bool:
+        if not isinstance(self.pipeline.recorder, NullRecorder):
+            return True  # every request appends to the audit trail
         if request.method in ("GET", "HEAD"):
             return False
         last = request.path.rstrip("/").rsplit("/", 1)[-1]
         return not (last == "_search" or last == "$validate")
 
-    def _audit_failure(self, request: FhirRequest, ctx: RequestContext, status: int) -> None:
+    def _audit_failure(
+        self, request: FhirRequest, ctx: RequestContext, status: int, reason: str
+    ) -> None:
         # Denied and failed attempts are recorded in a transaction of their own, so the
         # request's rollback cannot erase them.
         if isinstance(self.pipeline.recorder, NullRecorder):
@@ -96,9 +120,14 @@ class FhirRouter:
         parts = [p for p in request.path.split("/") if p]
         rtype = parts[0] if parts and parts[0] in R4_RESOURCE_TYPES else None
         rid = parts[1] if len(parts) > 1 and not parts[1].startswith(("_", "$")) else None
-        with unit_of_work(self.engine, write=True) as session:
-            self.pipeline.recorder.record(session, ctx, AccessEvent(
-                request.method.lower(), rtype, rid, status=status))
+        event = AccessEvent(interaction_of(request.method, parts), rtype, rid, status=status,
+                            query="&".join(f"{k}={v}" for k, v in request.query) or None,
+                            detail={"reason": reason[:500]})
+        try:
+            with unit_of_work(self.engine, write=True) as session:
+                self.pipeline.recorder.record(session, ctx, event)
+        except Exception:  # the response is already a failure; the log must say why
+            log.exception("could not audit a failed request %s", ctx.request_id)
 
     # -- dispatch -------------------------------------------------------------------------
 

@@ -320,15 +320,28 @@ class _Processor:
         return [self._batch_entry(i, raw) for i, raw in enumerate(raw_entries)]
 
     def _batch_entry(self, index: int, raw: Any) -> dict[str, Any]:
+        recorder = self.pipeline.recorder
         try:
             entry = parse_entry(index, raw, self.base)
         except EhrError as err:
+            self._audit_failed_entry(index, None, err)
             return _failed(err)
+        mark = recorder.mark(self.session)
         try:
             with self.session.begin_nested():
                 return self._batch_run(entry)
         except EhrError as err:
+            # The entry's savepoint is gone, and with it whatever it wrote: so are its records.
+            recorder.rollback_to(self.session, mark)
+            self._audit_failed_entry(index, entry, err)
             return _failed(err)
+
+    def _audit_failed_entry(self, index: int, entry: Entry | None, err: EhrError) -> None:
+        method = entry.method if entry is not None else "?"
+        self.pipeline.recorder.record(self.session, self.ctx, AccessEvent(
+            f"batch-entry:{method.lower()}", entry.rtype if entry else None,
+            entry.rid if entry else None, status=err.status,
+            detail={"entry": index, "reason": err.diagnostics[:500]}))
 
     def _batch_run(self, entry: Entry) -> dict[str, Any]:
         if entry.phase == "GET":

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from ehr.context import RequestContext
-from ehr.errors import Conflict, Issue, PreconditionFailed, Unprocessable
+from ehr.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
 from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
 from ehr.fhir.pipeline import AccessEvent, Pipeline
@@ -95,6 +95,13 @@ class Writer:
         if validate:
             ensure_valid(resource, expected_type=rtype, expected_id=rid, require_id=True)
         prior = repository.get_current(self.session, rtype, rid, lock=True)
+        if if_match is not None:
+            # Decide access before comparing versions: a 412 naming the current version would
+            # tell an outsider that the record exists.
+            self.pipeline.guard.authorize(
+                self.session, self.ctx,
+                "update" if prior is not None and not prior.deleted else "create", rtype,
+                stored=prior)
         if if_match is not None and (prior is None or prior.version_id != if_match):
             current = "none" if prior is None else str(prior.version_id)
             raise PreconditionFailed(
@@ -131,6 +138,12 @@ class Writer:
 
     def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> WriteOutcome:
         prior = repository.get_current(self.session, rtype, rid, lock=True)
+        try:
+            # The type permission first (403 whether or not the record exists); a record the
+            # caller may not see is then answered exactly like one that does not exist.
+            self.pipeline.guard.authorize(self.session, self.ctx, "delete", rtype, stored=prior)
+        except NotFound:
+            prior = None
         if if_match is not None and (prior is None or prior.deleted
                                      or prior.version_id != if_match):
             current = "none" if prior is None or prior.deleted else str(prior.version_id)
@@ -204,11 +217,15 @@ class Writer:
         stored = StoredResource(pk, rtype, rid, version, now, content is None, content, interaction)
         for callback in change.after_store:
             callback(self.session, stored)
+        patients = patients_of(rtype, rid, change.resource or prior_resource(prior))
+        purpose = self.pipeline.guard.purpose_of_use(self.session, self.ctx, patients)
         self.pipeline.recorder.record(
             self.session, self.ctx,
             AccessEvent(interaction, rtype, rid, version,
-                        201 if interaction == "create" else 200,
-                        patients_of(rtype, rid, change.resource or None)),
+                        201 if interaction == "create" else 200, patients,
+                        # Writes under break-the-glass are marked like the reads it covers.
+                        detail={"purpose_of_use": purpose}
+                        if purpose != self.ctx.purpose_of_use else {}),
         )
         status = 201 if interaction == "create" else 200
         return WriteOutcome(stored, status, [i for i in change.issues if i.severity != "error"])
@@ -223,6 +240,14 @@ class Writer:
                 return repository.insert_resource(self.session, rtype, rid, content, now)
         except IntegrityError as exc:
             raise Conflict(f"{rtype}/{rid} was created concurrently; retry") from exc
+
+
+def prior_resource(prior: StoredResource | None) -> dict[str, Any] | None:
+    """The last stored form (a delete's event still names the patient it concerned)."""
+    if prior is None or not prior.content:
+        return None
+    loaded = canonical_json.loads(prior.content)
+    return loaded if isinstance(loaded, dict) else None
 
 
 def _history_method(interaction: str, client_id: bool) -> str:

@@ -1,0 +1,30 @@
+"""The canonical serialisation of an audit record, and the hash chain over it.
+
+Documented so anyone can verify the trail without this code or the database:
+
+    body      = JSON of the record object: UTF-8, keys sorted, no insignificant white space
+                (separators "," and ":"), non-ASCII characters written as themselves, only
+                strings, integers, booleans, null, arrays and objects (no floats).
+    hash      = lower-case hex SHA-256 of  prev_hash + "\\n" + body  (UTF-8 bytes)
+    prev_hash = the previous record's hash; the first record's is 64 zeros.
+    seq       = 1, 2, 3, ... with no gaps; it is also inside the body.
+
+A checkpoint is a JWS (compact serialisation) whose payload is {"seq", "hash", "time"} signed
+with the server's key; it pins the chain up to ``seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def link(prev_hash: str, body: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
