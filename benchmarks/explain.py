@@ -35,9 +35,11 @@ def explain(database_url: str, request_path: str, runs: int = 3) -> list[dict[st
     from ehr.db import create_db_engine
     from ehr.fhir.http import FhirRequest
     from ehr.fhir.router import FhirRouter
+    from ehr.store.migrate import upgrade
 
     settings = Settings(database_url=database_url)
     engine = create_db_engine(settings)
+    upgrade(engine)  # as `ehr serve` would: the pipeline may need tables of newer revisions
     captured: list[tuple[str, Any]] = []
 
     def _capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any,

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr import __version__
+from ehr.api.audit_report import build_audit_report_router
 from ehr.audit.recorder import AuditRecorder
 from ehr.audit.sequencer import CheckpointPolicy, Sequencer
 from ehr.auth.access_routes import build_access_router
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine = engine or create_db_engine(settings)
     pipeline = build_pipeline(settings)
     fhir = FhirRouter(engine, pipeline)
-    auth = AuthService.create(engine, settings)
+    auth = AuthService.create(engine, settings, recorder=pipeline.recorder)
     if not settings.auth_required:
         log.warning("EHR_AUTH_REQUIRED is off: /fhir runs WITHOUT access control")
 
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # The auth routes first: the FHIR router's catch-all owns every other /fhir path.
     app.include_router(build_auth_router(auth))
     app.include_router(build_access_router(auth, BreakGlass(now_us, settings.break_glass_minutes)))
+    app.include_router(build_audit_report_router(
+        engine, pipeline, auth.actor if settings.auth_required else None))
     app.include_router(build_router(fhir, auth.actor if settings.auth_required else None))
 
     @app.get("/", include_in_schema=False)

@@ -9,7 +9,10 @@ from typing import Annotated
 
 import typer
 
+from ehr.audit.cli import register as register_audit
+from ehr.auth.checkpoint_signing import checkpoint_signer, checkpoint_verifier
 from ehr.auth.cli import register as register_auth
+from ehr.auth.keys import load_or_create_server_key
 from ehr.config import Settings, get_settings
 from ehr.context import SYSTEM, RequestContext
 
@@ -20,6 +23,8 @@ cli.add_typer(db_cli, name="db")
 care_team_cli = typer.Typer(help="Care-team membership.", no_args_is_help=True)
 cli.add_typer(care_team_cli, name="care-team")
 register_auth(cli)
+register_audit(cli, signer_factory=lambda s: checkpoint_signer(load_or_create_server_key(s)),
+               verifier_factory=lambda s: checkpoint_verifier(load_or_create_server_key(s)))
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ def build_pending(ctx: RequestContext, ev: AccessEvent, now: int) -> Pending:
         "outcome": ev.outcome,
         "status": ev.status,
         "actor": {"id": actor.id, "kind": actor.kind, "display": actor.display,
-                  "roles": sorted(actor.roles)},
+                  "roles": sorted(actor.roles), "practitioner": actor.practitioner},
         "source": {"ip": ctx.source_ip, "user_agent": ctx.user_agent},
         "resource": None if ev.rtype is None else {
             "type": ev.rtype, "id": ev.rid, "version": ev.version_id},

@@ -9,12 +9,15 @@ grants the whole ceiling, and a request of which nothing remains is ``invalid_sc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from ehr.audit.events import AccessEvent
 from ehr.auth import jwt
 from ehr.auth.clients import CLIENT_ALGORITHMS, Client, Clients
 from ehr.auth.clock import Clock, system_clock
@@ -23,12 +26,17 @@ from ehr.auth.roles import role_ceiling
 from ehr.auth.scopes import InvalidScope, ScopeSet
 from ehr.auth.settings import AuthSettings
 from ehr.auth.tokens import IssuedToken, ServerUrls, TokenService
-from ehr.auth.users import LOGIN_FAILED, Users
+from ehr.auth.users import LOGIN_FAILED, EventRecorder, User, Users
+from ehr.context import Actor, RequestContext
 from ehr.db import unit_of_work
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRANT_TYPES = ("password", "client_credentials")
 MAX_FORM_BYTES = 64 * 1024
+# Who asks for a token before being anyone; the attempted name goes into the audit detail.
+ANONYMOUS = Actor(id="anonymous", kind="anonymous", display="anonymous")
+# Refusals that are a denial of credentials rather than a malformed request.
+_DENIALS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 
 
 class OAuthError(Exception):
@@ -39,6 +47,7 @@ class OAuthError(Exception):
         self.error = error
         self.description = description
         self.status = status or (401 if error == "invalid_client" else 400)
+        self.recorded = False  # already in the audit trail (with the failure count)
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
@@ -94,44 +103,86 @@ def grant(requested: str | None, ceiling: ScopeSet) -> ScopeSet:
 
 
 class TokenEndpoint:
+    """Every token issued or refused is audited (category ``security``) when a recorder is
+    given: an issued token commits with its record, so no token leaves unaudited."""
+
     def __init__(self, engine: Engine, tokens: TokenService, *, users: Users | None = None,
                  clients: Clients | None = None, auth: AuthSettings | None = None,
-                 clock: Clock = system_clock) -> None:
+                 clock: Clock = system_clock, recorder: EventRecorder | None = None) -> None:
         self.engine = engine
         self.tokens = tokens
         self.auth = auth or AuthSettings()
         self.clock = clock
-        self.users = users or Users(self.auth, clock=clock)
+        self.users = users or Users(self.auth, clock=clock, recorder=recorder)
         self.clients = clients or Clients(clock)
+        self.recorder = recorder
 
-    def handle(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+    def handle(self, form: Mapping[str, str], urls: ServerUrls,
+               ctx: RequestContext | None = None) -> TokenResponse:
+        ctx = ctx or RequestContext(actor=ANONYMOUS)
+        try:
+            return self._dispatch(form, urls, ctx)
+        except OAuthError as err:
+            self.record_refusal(ctx, form, err)
+            raise
+
+    def record_refusal(self, ctx: RequestContext, form: Mapping[str, str],
+                       err: OAuthError) -> None:
+        """Audit a refusal not yet recorded, in a transaction of its own: the request failed."""
+        if err.recorded or self.recorder is None:
+            return
+        with unit_of_work(self.engine) as session:
+            self._refused(session, ctx, form, err)
+
+    def _dispatch(self, form: Mapping[str, str], urls: ServerUrls,
+                  ctx: RequestContext) -> TokenResponse:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant_type == "password":
-            return self._password(form, urls)
+            return self._password(form, urls, ctx)
         if grant_type == "client_credentials":
-            return self._client_credentials(form, urls)
+            return self._client_credentials(form, urls, ctx)
         raise OAuthError("unsupported_grant_type",
                          f"supported grant types: {', '.join(GRANT_TYPES)}")
 
-    def _password(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+    def _password(self, form: Mapping[str, str], urls: ServerUrls,
+                  ctx: RequestContext) -> TokenResponse:
         username, password = form.get("username"), form.get("password")
         if not username or password is None:
             raise OAuthError("invalid_request", "username and password are required")
+        refusal: OAuthError | None = None
         with unit_of_work(self.engine) as session:
-            result = self.users.authenticate(session, username, password)
-        # The failure count above is committed before the refusal leaves.
-        if result.user is None:
-            raise OAuthError("invalid_grant", LOGIN_FAILED)
-        user = result.user
-        scopes = grant(form.get("scope"), role_ceiling(user.roles))
+            result = self.users.authenticate(session, username, password, ctx)
+            if result.user is None:
+                refusal = OAuthError("invalid_grant", LOGIN_FAILED)
+            else:
+                try:
+                    scopes = grant(form.get("scope"), role_ceiling(result.user.roles))
+                except OAuthError as err:
+                    refusal = err
+                else:
+                    issued = self._issue_user(session, ctx, urls, result.user, scopes)
+            if refusal is not None:
+                self._refused(session, ctx, form, refusal)
+        # The failure count and the refusal's record are committed before the refusal leaves.
+        if refusal is not None:
+            raise refusal
+        return TokenResponse.of(issued)
+
+    def _issue_user(self, session: Session, ctx: RequestContext, urls: ServerUrls,
+                    user: User, scopes: ScopeSet) -> IssuedToken:
         issued = self.tokens.issue(urls, subject=user.username, kind="user", scopes=scopes,
                                    roles=user.roles, display=user.display_name,
                                    practitioner=user.practitioner)
-        return TokenResponse.of(issued)
+        actor = Actor(id=user.username, kind="user", display=user.display_name,
+                      roles=user.roles, scopes=scopes.strings(),
+                      practitioner=user.practitioner)
+        self._issued(session, replace(ctx, actor=actor), "password", issued)
+        return issued
 
-    def _client_credentials(self, form: Mapping[str, str], urls: ServerUrls) -> TokenResponse:
+    def _client_credentials(self, form: Mapping[str, str], urls: ServerUrls,
+                            ctx: RequestContext) -> TokenResponse:
         assertion_type = form.get("client_assertion_type")
         assertion = form.get("client_assertion")
         if not assertion:
@@ -157,9 +208,39 @@ class TokenEndpoint:
             if not consume_jti(session, kind="client", jti=claims["jti"], issuer=client_id,
                                expires_at=claims["exp"], now=self.clock()):
                 raise OAuthError("invalid_client", "client assertion already used (jti)")
-        issued = self.tokens.issue(urls, subject=client_id, kind="client", scopes=scopes,
-                                   display=client.name)
+            issued = self.tokens.issue(urls, subject=client_id, kind="client", scopes=scopes,
+                                       display=client.name)
+            actor = Actor(id=client_id, kind="client", display=client.name,
+                          scopes=scopes.strings())
+            self._issued(session, replace(ctx, actor=actor), "client_credentials", issued)
         return TokenResponse.of(issued)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def _issued(self, session: Session, ctx: RequestContext, grant_type: str,
+                issued: IssuedToken) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.record(session, ctx, AccessEvent(
+            "token-issued", category="security", detail={
+                "grant_type": grant_type, "scope": issued.scope, "jti": issued.jti,
+                "expires_in": issued.expires_in}))
+
+    def _refused(self, session: Session, ctx: RequestContext, form: Mapping[str, str],
+                 err: OAuthError) -> None:
+        err.recorded = True
+        if self.recorder is None:
+            return
+        detail: dict[str, Any] = {"grant_type": str(form.get("grant_type") or "")[:64],
+                                  "error": err.error, "error_description": err.description[:200]}
+        if err.error in _DENIALS:
+            detail["denied"] = True
+        if form.get("grant_type") == "password":
+            detail["username"] = str(form.get("username") or "").strip()[:64]
+        else:
+            detail["client_id"] = _claimed_client(form)
+        self.recorder.record(session, ctx, AccessEvent(
+            "token-refused", status=err.status, detail=detail, category="security"))
 
     def _verify_assertion(self, assertion: str, header: Mapping[str, Any], client: Client,
                           urls: ServerUrls) -> dict[str, Any]:
@@ -203,3 +284,13 @@ class TokenEndpoint:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 255:
             raise OAuthError("invalid_client", "assertion needs a jti (at most 255 characters)")
+
+
+def _claimed_client(form: Mapping[str, str]) -> str:
+    """The client id a refused request claimed (the assertion's unverified ``iss``)."""
+    claimed: Any = form.get("client_id")
+    assertion = form.get("client_assertion")
+    if assertion:
+        with suppress(jwt.JwtError):
+            claimed = jwt.unverified_claims(assertion).get("iss") or claimed
+    return str(claimed or "")[:128]

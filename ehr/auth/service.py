@@ -18,7 +18,7 @@ from ehr.auth.oauth import TokenEndpoint
 from ehr.auth.reauth import SigningAssertions
 from ehr.auth.settings import AuthSettings
 from ehr.auth.tokens import ServerUrls, TokenService
-from ehr.auth.users import Users
+from ehr.auth.users import EventRecorder, Users
 from ehr.config import Settings
 from ehr.context import Actor
 
@@ -34,19 +34,24 @@ class AuthService:
     clients: Clients
     token_endpoint: TokenEndpoint
     assertions: SigningAssertions
+    # Security events (tokens, login failures, re-authentication, break-the-glass) go to the
+    # audit trail through it; None only in tests of the identity layer alone.
+    recorder: EventRecorder | None = None
 
     @classmethod
     def create(cls, engine: Engine, settings: Settings, *, key: ServerKey | None = None,
-               auth: AuthSettings | None = None, clock: Clock = system_clock) -> AuthService:
+               auth: AuthSettings | None = None, clock: Clock = system_clock,
+               recorder: EventRecorder | None = None) -> AuthService:
         auth = auth or AuthSettings()
         key = key or load_or_create_server_key(settings, auth)
         tokens = TokenService(key, ttl_seconds=auth.auth_token_ttl_seconds, clock=clock)
-        users = Users(auth, clock=clock)
+        users = Users(auth, clock=clock, recorder=recorder)
         clients = Clients(clock)
         endpoint = TokenEndpoint(engine, tokens, users=users, clients=clients, auth=auth,
-                                 clock=clock)
+                                 clock=clock, recorder=recorder)
         assertions = SigningAssertions(key, users, auth=auth, clock=clock)
-        return cls(engine, settings, auth, key, tokens, users, clients, endpoint, assertions)
+        return cls(engine, settings, auth, key, tokens, users, clients, endpoint, assertions,
+                   recorder)
 
     def urls(self, request_fhir_base: str) -> ServerUrls:
         """URLs from the configured FHIR base, else from the one the request came in on."""

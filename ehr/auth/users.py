@@ -10,15 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlmodel import Session, select
 
+from ehr.audit.events import AccessEvent
 from ehr.auth.clock import Clock, system_clock, to_micros
 from ehr.auth.identifiers import normalise_dea, normalise_npi
 from ehr.auth.passwords import PasswordHasher, check_password_policy
 from ehr.auth.roles import Role, parse_roles
 from ehr.auth.settings import AuthSettings
 from ehr.auth.tables import UserRow
+from ehr.context import RequestContext, current_context
 from ehr.errors import BadRequest, Conflict, NotFound
 
 LOGIN_FAILED = "invalid username or password, or the account is locked or disabled"
@@ -47,6 +50,20 @@ class User:
                    row.practitioner, row.npi, row.dea, row.locked_until)
 
 
+class EventRecorder(Protocol):
+    """Where security events go: ``ehr.audit.recorder.AuditRecorder`` (the pipeline's)."""
+
+    def record(self, session: Session, ctx: RequestContext, event: AccessEvent) -> None:
+        """Queue an audit record on the session; it commits with the session."""
+
+
+# Why a login was refused: for the audit trail only, never for the caller.
+UNKNOWN_USER = "unknown user"
+WRONG_PASSWORD = "wrong password"
+DISABLED = "disabled"
+LOCKED = "locked"
+
+
 @dataclass(frozen=True)
 class LoginResult:
     user: User | None  # None: refused, for a reason deliberately not told
@@ -54,6 +71,15 @@ class LoginResult:
     @property
     def ok(self) -> bool:
         return self.user is not None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What a login attempt came to, the reason included: for the audit trail only."""
+
+    user: User | None
+    reason: str | None = None  # one of the constants above, when refused
+    locked_now: bool = False  # this failure locked the account
 
 
 def normalise_username(username: str) -> str:
@@ -73,10 +99,11 @@ class Users:
     """The user service; methods flush, the caller commits."""
 
     def __init__(self, auth: AuthSettings | None = None, hasher: PasswordHasher | None = None,
-                 clock: Clock = system_clock) -> None:
+                 clock: Clock = system_clock, recorder: EventRecorder | None = None) -> None:
         self.auth = auth or AuthSettings()
         self.hasher = hasher or hasher_from(self.auth)
         self.clock = clock
+        self.recorder = recorder
 
     def create(self, session: Session, *, username: str, password: str, roles: Iterable[str],
                display_name: str = "", practitioner: str | None = None,
@@ -142,41 +169,66 @@ class Users:
         session.add(row)
         session.flush()
 
-    def authenticate(self, session: Session, username: str, password: str) -> LoginResult:
+    def authenticate(self, session: Session, username: str, password: str,
+                     ctx: RequestContext | None = None) -> LoginResult:
         """Check a password; counts failures and locks the account after too many.
 
-        Returns a refusal rather than raising, so the caller can commit the failure count.
+        Returns a refusal rather than raising, so the caller can commit the failure count. With
+        a recorder, each refusal (and a lockout) is audited on the same session, so the record
+        commits with the failure count; ``ctx`` defaults to the bound request context.
         """
+        attempt = self._attempt(session, username, password)
+        if attempt.user is None and self.recorder is not None:
+            self._audit_refusal(session, ctx or current_context(), username, attempt)
+        return LoginResult(attempt.user)
+
+    def _attempt(self, session: Session, username: str, password: str) -> _Attempt:
         name = username.strip().lower()
         row = self._row(session, name, for_update=True) if _USERNAME.match(name) else None
         if row is None:
             self.hasher.verify_dummy(password)
-            return LoginResult(None)
+            return _Attempt(None, UNKNOWN_USER)
         now = to_micros(self.clock())
         password_ok = self.hasher.verify(password, row.password_hash)
         if row.locked_until is not None:
             if row.locked_until > now:
                 # Attempts while locked neither count nor extend the lock: a stranger guessing
                 # must not be able to keep a clinician out indefinitely.
-                return LoginResult(None)
+                return _Attempt(None, LOCKED)
             row.locked_until = None
             row.failed_attempts = 0
         if not row.active:
-            return LoginResult(None)
+            return _Attempt(None, DISABLED)
         if not password_ok:
             row.failed_attempts += 1
-            if row.failed_attempts >= self.auth.auth_lockout_attempts:
+            locked = row.failed_attempts >= self.auth.auth_lockout_attempts
+            if locked:
                 row.locked_until = now + to_micros(self.auth.auth_lockout_seconds)
             session.add(row)
             session.flush()
-            return LoginResult(None)
+            return _Attempt(None, WRONG_PASSWORD, locked_now=locked)
         if row.failed_attempts or self.hasher.needs_rehash(row.password_hash):
             row.failed_attempts = 0
             if self.hasher.needs_rehash(row.password_hash):
                 row.password_hash = self.hasher.hash(password)
             session.add(row)
             session.flush()
-        return LoginResult(User.of(row))
+        return _Attempt(User.of(row))
+
+    def _audit_refusal(self, session: Session, ctx: RequestContext, username: str,
+                       result: _Attempt) -> None:
+        assert self.recorder is not None
+        # The attempted name, never the password; cut short because anything may be typed.
+        detail = {"username": username.strip()[:64], "reason": result.reason}
+        self.recorder.record(session, ctx, AccessEvent(
+            "login-failed", status=401, detail=detail, category="security"))
+        if result.locked_now:
+            self.recorder.record(session, ctx, AccessEvent(
+                "lockout", status=401, detail={
+                    "username": username.strip().lower()[:64],
+                    "attempts": self.auth.auth_lockout_attempts,
+                    "seconds": self.auth.auth_lockout_seconds},
+                category="security"))
 
     @staticmethod
     def _row(session: Session, username: str, *, for_update: bool = False) -> UserRow | None:

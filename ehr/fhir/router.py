@@ -24,7 +24,7 @@ from ehr.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from ehr.fhir import bundles, interactions
+from ehr.fhir import audit_search, bundles, interactions
 from ehr.fhir.capability import capability_statement
 from ehr.fhir.http import FhirRequest, FhirResponse, accepts_json
 from ehr.fhir.interactions import Exchange
@@ -120,9 +120,11 @@ class FhirRouter:
         parts = [p for p in request.path.split("/") if p]
         rtype = parts[0] if parts and parts[0] in R4_RESOURCE_TYPES else None
         rid = parts[1] if len(parts) > 1 and not parts[1].startswith(("_", "$")) else None
+        # A refusal (401/403) is a security event: admins reviewing security see it.
         event = AccessEvent(interaction_of(request.method, parts), rtype, rid, status=status,
                             query="&".join(f"{k}={v}" for k, v in request.query) or None,
-                            detail={"reason": reason[:500]})
+                            detail={"reason": reason[:500]},
+                            category="security" if status in (401, 403) else "rest")
         try:
             with unit_of_work(self.engine, write=True) as session:
                 self.pipeline.recorder.record(session, ctx, event)
@@ -152,6 +154,10 @@ class FhirRouter:
         return self._typed(ex, method, head, parts[1:])
 
     def _typed(self, ex: Exchange, method: str, rtype: str, rest: list[str]) -> FhirResponse:
+        if rtype == "AuditEvent":
+            trail = self._audit_trail(ex, method, rest)
+            if trail is not None:
+                return trail
         writable = rtype not in READ_ONLY_TYPES
         if not rest:
             routes: dict[str, _Route] = {
@@ -186,6 +192,21 @@ class FhirRouter:
         if rest[1].startswith("$") and len(rest) == 2:
             return self._operation(ex, method, rest[1][1:], "instance", rtype, rid)
         raise NotFound(f"No such path: {ex.request.path!r}", code="not-supported")
+
+    def _audit_trail(self, ex: Exchange, method: str, rest: list[str]) -> FhirResponse | None:
+        # AuditEvent is answered from the audit trail, not the resource store; read-only.
+        if not rest or rest == ["_search"]:
+            routes: dict[str, _Route] = {
+                "GET": lambda: audit_search.search(ex, ex.search_params())}
+            if rest:
+                routes["POST"] = lambda: audit_search.search_post(ex)
+            return self._pick(method, routes)
+        rid = rest[0]
+        if len(rest) == 1 and not rid.startswith(("_", "$")):
+            return self._pick(method, {"GET": lambda: audit_search.read(ex, rid)})
+        if len(rest) == 3 and rest[1] == "_history":
+            return self._pick(method, {"GET": lambda: audit_search.vread(ex, rid, rest[2])})
+        return None
 
     def _operation(
         self, ex: Exchange, method: str, name: str, level: str, rtype: str | None, rid: str | None

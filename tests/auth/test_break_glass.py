@@ -28,6 +28,12 @@ class RecordingRecorder:
     def record(self, session: Any, ctx: RequestContext, event: AccessEvent) -> None:
         self.events.append((ctx.actor.id, event))
 
+    def mark(self, session: Any) -> int:
+        return len(self.events)
+
+    def rollback_to(self, session: Any, mark: int) -> None:
+        del self.events[mark:]
+
     def of(self, actor: str) -> list[AccessEvent]:
         return [e for a, e in self.events if a == actor]
 

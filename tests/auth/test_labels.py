@@ -232,8 +232,12 @@ def test_part2_records_for_team_with_notice(client: Any, notes: Notes) -> None:
         assert read.headers[REDISCLOSURE_HEADER] == REDISCLOSURE_NOTICE
         vread = client.get(f"/fhir/Observation/{rid}/_history/1", headers=notes.doc)
         assert vread.headers[REDISCLOSURE_HEADER] == REDISCLOSURE_NOTICE
+        history = client.get(f"/fhir/Observation/{rid}/_history", headers=notes.doc)
+        assert history.headers[REDISCLOSURE_HEADER] == REDISCLOSURE_NOTICE
     plain_read = client.get(f"/fhir/Observation/{plain}", headers=notes.doc)
     assert REDISCLOSURE_HEADER not in plain_read.headers
+    plain_history = client.get(f"/fhir/Observation/{plain}/_history", headers=notes.doc)
+    assert REDISCLOSURE_HEADER not in plain_history.headers
     bundle = client.get("/fhir/Observation", headers=notes.doc).json()
     assert {sud, part2, plain} <= ids(bundle)
     (outcome,) = notice_entries(bundle)

@@ -1,0 +1,1 @@
+"""JSON/CSV endpoints outside FHIR (``/api``): reports and exports built on the services."""
