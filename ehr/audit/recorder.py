@@ -100,6 +100,8 @@ class AuditRecorder:
             del queue[mark:]
 
     def _flush(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint's release: the records wait for the real commit
         queue = session.info.get(_QUEUE) or []
         if not queue:
             return
@@ -113,7 +115,10 @@ class AuditRecorder:
 
 
 def _discard(session: Session) -> None:
-    # A rolled-back transaction's records describe nothing that happened.
+    # A rolled-back transaction's records describe nothing that happened. A savepoint's
+    # rollback fires this too: its records are dropped by ``rollback_to`` instead.
+    if session.in_nested_transaction():
+        return
     queue = session.info.get(_QUEUE)
     if queue is not None:
         queue.clear()

@@ -131,7 +131,7 @@ class _Pass:
         next_pin = stops[0] if stops else -1
         agreed = 0  # the last checkpoint the chain agreed with
         expected, prev, prev_prev = 1, GENESIS, ""
-        seconds, prefix = -1, ""
+        minutes, prefix = -1, ""
         loads, sha256 = orjson.loads, hashlib.sha256
         stream = batches(self.conn, self.batch)
 
@@ -159,10 +159,10 @@ class _Pass:
                                          seq, body, prev_hash, digest, record)
                         return stop(found or Damage(EDITED, seq, "the record does not fit "
                                                     "the chain"))
-                    second, fraction = divmod(row[1], 1_000_000)
-                    if second != seconds:
-                        seconds, prefix = second, _second_text(second)
-                    if not _columns_agree(row, record, f"{prefix}.{fraction:06d}Z"):
+                    minute, fraction = divmod(row[1], 60_000_000)
+                    if minute != minutes:
+                        minutes, prefix = minute, _minute_text(minute)
+                    if not _columns_agree(row, record, f"{prefix}{fraction / 1e6:09.6f}Z"):
                         return stop(Damage(EDITED, seq, "a searchable column disagrees with "
                                            "the body"))
                     named = record.get("patients")
@@ -214,8 +214,8 @@ class _Pass:
         return None
 
 
-def _second_text(second: int) -> str:
-    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def _minute_text(minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
 
 
 def _same_patients(stored: str | None, named: Any) -> bool:

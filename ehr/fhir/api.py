@@ -38,6 +38,7 @@ def base_url(request: Request, configured: str) -> str:
     return f"{request.url.scheme}://{request.url.netloc}/fhir"
 
 
+ANONYMOUS = Actor(id="anonymous", kind="anonymous", display="unauthenticated")
 # Paths under /fhir that anyone may read: what a client needs before it has a token.
 PUBLIC_PATHS = frozenset({"metadata"})
 Authenticator = Callable[[str | None, str], Actor]
@@ -75,8 +76,13 @@ def build_router(fhir: FhirRouter, authenticate: Authenticator | None) -> APIRou
             try:
                 actor = authenticate(request.headers.get("authorization"), base)
             except Unauthorized as err:
+                anonymous = request_context(request, base, ANONYMOUS)
+                refused = FhirRequest(request.method, path,
+                                      list(request.query_params.multi_items()))
+                await run_in_threadpool(fhir.audit_refusal, refused, anonymous, 401,
+                                        err.diagnostics)
                 return to_response(FhirResponse(401, outcome_bytes(err.issues), err.headers),
-                                   request.headers.get("x-request-id") or uuid.uuid4().hex)
+                                   anonymous.request_id)
         ctx = request_context(request, base, actor)
         try:
             body = await read_body(request, limit)

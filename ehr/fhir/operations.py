@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ehr.audit.events import AccessEvent
 from ehr.errors import BadRequest, EhrError, Issue
 from ehr.fhir import bundles
 from ehr.fhir.http import FhirResponse
@@ -67,6 +68,9 @@ def validate_operation(ex: Exchange, rtype: str | None, rid: str | None) -> Fhir
         issues = validate_resource(resource, expected_type=rtype, expected_id=rid)
     except EhrError as err:
         issues = err.issues
+    errors = sum(1 for i in issues if i.severity in ("error", "fatal"))
+    ex.pipeline.recorder.record(ex.session, ex.ctx, AccessEvent(
+        "operation:validate", rtype, rid, detail={"errors": errors}))
     if not issues:
         issues = [Issue("informational", "Validation successful: no issues found", "information")]
     return FhirResponse(200, bundles.outcome_bytes(issues))

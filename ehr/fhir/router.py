@@ -110,6 +110,12 @@ class FhirRouter:
         last = request.path.rstrip("/").rsplit("/", 1)[-1]
         return not (last == "_search" or last == "$validate")
 
+    def audit_refusal(
+        self, request: FhirRequest, ctx: RequestContext, status: int, reason: str
+    ) -> None:
+        """Record a request refused before it reached the router (e.g. a 401)."""
+        self._audit_failure(request, ctx, status, reason)
+
     def _audit_failure(
         self, request: FhirRequest, ctx: RequestContext, status: int, reason: str
     ) -> None:

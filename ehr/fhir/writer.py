@@ -79,7 +79,13 @@ class Writer:
                     code="multiple-matches",
                 )
             if matches:
-                return WriteOutcome(matches[0], 200)
+                found = matches[0]
+                # Nothing is written, but the caller learns of a record: that is audited.
+                self.pipeline.recorder.record(self.session, self.ctx, AccessEvent(
+                    "create", rtype, found.rid, found.version_id, 200,
+                    patients_of(rtype, found.rid, canonical_json.loads(found.content or "{}")),
+                    detail={"conditional": "matched existing"}))
+                return WriteOutcome(found, 200)
         return self._store(rtype, rid or str(uuid.uuid4()), resource, prior=None,
                            interaction="create")
 

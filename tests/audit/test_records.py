@@ -103,10 +103,10 @@ def rid() -> str:
 
 
 def send(client: Any, method: str, url: str, body: Any = None, status: int | None = None,
-         **headers: str) -> Any:
+         headers: dict[str, str] | None = None) -> Any:
     request_id = rid()
     response = client.request(method, url, json=body, headers={
-        **FHIR_JSON, "X-Request-ID": request_id, **headers})
+        **FHIR_JSON, "X-Request-ID": request_id, **(headers or {})})
     if status is not None:
         assert response.status_code == status, response.text
     assert response.headers["X-Request-ID"] == request_id
@@ -125,9 +125,9 @@ def observation(pid: str) -> dict[str, Any]:
             "subject": {"reference": f"Patient/{pid}"}}
 
 
-def create(client: Any, body: dict[str, Any], **headers: str) -> str:
+def create(client: Any, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
     return str(send(client, "POST", f"/fhir/{body['resourceType']}", body, 201,
-                    **headers).json()["id"])
+                    headers).json()["id"])
 
 
 def check(record: dict[str, Any], response: Any, *, interaction: str, status: int,
@@ -224,12 +224,12 @@ def test_create_update_delete(client: Any, trail: Trail, engine: Engine) -> None
 def test_conditional_create_with_and_without_a_match(client: Any, trail: Trail) -> None:
     trail.new()
     condition = {"If-None-Exist": f"identifier={MRN}|C1"}
-    response = send(client, "POST", "/fhir/Patient", patient("Cond", "C1"), 201, **condition)
+    response = send(client, "POST", "/fhir/Patient", patient("Cond", "C1"), 201, headers=condition)
     pid = response.json()["id"]
     check(trail.one(), response, interaction="create", status=201, rtype="Patient", rid_=pid,
           version=1, patients={pid})
     # A match writes nothing but hands the existing record back: that disclosure is recorded.
-    response = send(client, "POST", "/fhir/Patient", patient("Cond", "C1"), 200, **condition)
+    response = send(client, "POST", "/fhir/Patient", patient("Cond", "C1"), 200, headers=condition)
     record = trail.one()
     check(record, response, interaction=record["interaction"], status=200, rtype="Patient",
           rid_=pid, patients={pid})
@@ -314,7 +314,7 @@ def test_denied_request_is_recorded_in_its_own_transaction(
         app: Any, client: Any, trail: Trail, bearer_header: Any, engine: Engine) -> None:
     reader = bearer_header(app, subject="read-only", kind="client", scopes="system/Patient.rs")
     trail.new()
-    response = send(client, "POST", "/fhir/Patient", patient("Denied"), 403, **reader)
+    response = send(client, "POST", "/fhir/Patient", patient("Denied"), 403, headers=reader)
     check(trail.one(), response, interaction="create", status=403, outcome="denied",
           rtype="Patient", actor="read-only")
     with engine.connect() as conn:
@@ -345,16 +345,16 @@ def test_break_the_glass_marks_records_emergency(
         app: Any, client: Any, trail: Trail, bearer_header: Any) -> None:
     pid = create(client, patient("Emergency"))
     doc = _user(app, bearer_header, "er-doc", "physician")
-    assert send(client, "GET", f"/fhir/Patient/{pid}", **doc).status_code == 404
+    assert send(client, "GET", f"/fhir/Patient/{pid}", headers=doc).status_code == 404
     trail.new()
     granted = send(client, "POST", "/auth/break-glass",
                    {"patient": pid, "reason": "Unconscious in the ED, allergies unknown"},
-                   201, **doc)
+                   201, headers=doc)
     record = trail.one()
     check(record, granted, interaction="break-glass-granted", status=201, rtype="Patient",
           rid_=pid, patients={pid}, actor="er-doc", kind="user", purpose="ETREAT")
     assert record["category"] == "security" and record["detail"]["grant"] == granted.json()["id"]
-    response = send(client, "GET", f"/fhir/Patient/{pid}", status=200, **doc)
+    response = send(client, "GET", f"/fhir/Patient/{pid}", status=200, headers=doc)
     check(trail.one(), response, interaction="read", status=200, rtype="Patient", rid_=pid,
           patients={pid}, actor="er-doc", kind="user", purpose="ETREAT")
 
@@ -372,12 +372,12 @@ def test_psychotherapy_note_read_by_its_author_is_flagged(
         "subject": {"reference": f"Patient/{pid}"}, "type": {"text": "Psychotherapy note"},
         "author": [{"reference": "Practitioner/t1"}],
         "content": [{"attachment": {"contentType": "text/plain",
-                                    "data": base64.b64encode(b"private").decode()}}]}, **t1)
+                                    "data": base64.b64encode(b"private").decode()}}]}, headers=t1)
     trail.new()
-    response = send(client, "GET", f"/fhir/DocumentReference/{note}", status=200, **t1)
+    response = send(client, "GET", f"/fhir/DocumentReference/{note}", status=200, headers=t1)
     record = trail.one()
     check(record, response, interaction="read", status=200, rtype="DocumentReference",
           rid_=note, patients={pid}, actor="t1", kind="user")
     assert record["protected"] == ["PSYTHPN"]
-    response = send(client, "GET", f"/fhir/Patient/{pid}", status=200, **t1)
+    response = send(client, "GET", f"/fhir/Patient/{pid}", status=200, headers=t1)
     assert trail.one()["protected"] == []

@@ -344,7 +344,9 @@ def test_agent_practitioner_and_security_rendering(client: Any, app: Any, engine
         (seq,) = app.state.pipeline.recorder.sequencer.append(
             session, [Pending(record, columns, ())], columns["time"])
     auditor = activity.headers["auditor"]
-    (event,) = _events(_search(client, auditor, f"?agent={PRACTITIONER}"))
+    # Every record now names its actor's Practitioner, so pick the one appended here.
+    found = _events(_search(client, auditor, f"?agent={PRACTITIONER}"))
+    (event,) = [e for e in found if e["id"] == str(seq)]
     AuditEvent.model_validate(event)
     assert event["id"] == str(seq)
     assert event["type"]["code"] == "110114" and event["type"]["system"] == DCM
