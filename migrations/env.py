@@ -18,8 +18,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-import ehr.audit.tables  # noqa: F401  (registers the audit tables)
-import ehr.auth.access_tables  # noqa: F401  (registers the access-control tables)
+import ehr.audit.tables
+import ehr.auth.access_tables
 import ehr.auth.tables  # noqa: F401  (registers the auth tables on the metadata)
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url

@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+import ehr.audit.tables
+import ehr.auth.access_tables
+import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
 from ehr.audit import immutability
 from ehr.audit.canonical import GENESIS
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
-import ehr.audit.tables
-import ehr.auth.access_tables
-import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
 from ehr.store.migrate import upgrade
 from ehr.store.schema import table_names
 

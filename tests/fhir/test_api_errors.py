@@ -216,7 +216,8 @@ def test_oversized_body_is_413(
     small = Settings(database_url=database_url, var_dir=tmp_path / "var", max_body_bytes=1000)
     app = create_app(small, engine)
     with TestClient(app) as client:
-        client.headers.update(bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
+        client.headers.update(
+            bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
         before = versions(client)
         big = {"resourceType": "Patient", "name": [{"text": "x" * 2000}]}
         outcome(client.post("/fhir/Patient", json=big, headers=FHIR_JSON), 413, "too-costly")

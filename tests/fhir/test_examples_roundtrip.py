@@ -51,7 +51,8 @@ def shared_client(
     settings = Settings(database_url=database_url, var_dir=tmp_path_factory.mktemp("var"))
     app = create_app(settings, _engine)
     with TestClient(app) as client:
-        client.headers.update(bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
+        client.headers.update(
+            bearer_header(app, subject="t", kind="client", scopes="system/*.cruds"))
         yield client
 
 
