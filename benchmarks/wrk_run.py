@@ -50,10 +50,12 @@ def parse(text: str, connections: int) -> WrkResult:
 
 def run(url: str, *, connections: int, seconds: float, script: Path | None = None,
         script_args: list[str] | None = None, threads: int | None = None,
-        timeout_s: int = 10) -> WrkResult:
+        timeout_s: int = 10, headers: list[str] | None = None) -> WrkResult:
     threads = threads or min(2, connections)
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout_s}s",
            "--latency"]
+    for header in headers or []:
+        cmd += ["-H", header]
     if script is not None:
         cmd += ["-s", str(script)]
     cmd.append(url)

@@ -30,7 +30,7 @@ from ehr.fhir.bundles import outcome_bytes
 from ehr.fhir.canonical_json import now_us
 from ehr.fhir.capability import NOT_STORED
 from ehr.fhir.http import FHIR_JSON
-from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.pipeline import NullRecorder, Pipeline
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.router import FhirRouter
 
@@ -50,6 +50,9 @@ def build_recorder(settings: Settings) -> AuditRecorder:
 def build_pipeline(settings: Settings) -> Pipeline:
     """The one place where guards, the audit recorder and clinical rules are plugged in."""
     pipeline = Pipeline(settings, recorder=build_recorder(settings))
+    if not settings.audit_enabled:
+        log.warning("EHR_AUDIT_ENABLED is off: requests are NOT audited (benchmarks only)")
+        pipeline.recorder = NullRecorder()
     if settings.auth_required:
         pipeline.guard = PolicyGuard(now_us, R4_RESOURCE_TYPES - NOT_STORED)
     register_care_team_rules(pipeline.rules, now_us)

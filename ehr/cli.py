@@ -82,6 +82,7 @@ def load(
 
     from ehr.app import build_pipeline
     from ehr.fhir.loader import LoadFailed, load_file
+    from ehr.store.schema import refresh_statistics
 
     settings = get_settings()
     _upgrade(settings)
@@ -112,6 +113,7 @@ def load(
             for problem in report.errors:
                 typer.echo(f"  {problem}", err=True)
             failed += report.failed
+    refresh_statistics(engine)
     engine.dispose()
     if failed:
         raise typer.Exit(code=1)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Only for benchmarks and local experiments: every /fhir request then acts as the service
     # itself, with no access control. Never turn this off in a deployment.
     auth_required: bool = True
+    # Likewise benchmark-only: measures what the audit trail costs. Off means NO audit record.
+    audit_enabled: bool = True
     break_glass_minutes: int = 60
     # Signed audit checkpoints are written automatically after this many records or minutes.
     audit_checkpoint_every_records: int = 10_000

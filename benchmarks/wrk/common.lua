@@ -19,4 +19,13 @@ function M.seed()
   math.randomseed(os.time() + addr % 1000003)
 end
 
+-- wrk.format replaces wrk.headers (the -H options) when given headers of its own: merge them,
+-- so an Authorization header passed on the command line reaches every request.
+function M.headers(own)
+  local merged = {}
+  for name, value in pairs(wrk.headers) do merged[name] = value end
+  for name, value in pairs(own) do merged[name] = value end
+  return merged
+end
+
 return M

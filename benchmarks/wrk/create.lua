@@ -1,4 +1,6 @@
 -- POST /fhir/Patient with a realistic body (name, identifier, telecom, address, birth date).
+package.path = debug.getinfo(1, "S").source:match("@(.*/)") .. "?.lua;" .. package.path
+local common = require("common")
 local families = {"Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller",
                   "Davis", "Rodriguez", "Martinez", "Wilson", "Anderson", "Taylor", "Moore"}
 local given = {"Mary", "James", "Patricia", "Robert", "Linda", "Michael", "Susan", "David"}
@@ -24,5 +26,5 @@ function request()
     given[math.random(#given)], math.random(1000, 9999), female and "female" or "male",
     math.random(1940, 2005), math.random(12), math.random(28), math.random(999),
     math.random(700, 799))
-  return wrk.format("POST", "/fhir/Patient", headers, body)
+  return wrk.format("POST", "/fhir/Patient", common.headers(headers), body)
 end

@@ -10,5 +10,5 @@ end
 
 function request()
   return wrk.format("GET", "/fhir/Patient/" .. ids[math.random(#ids)],
-                    {["Accept"] = "application/fhir+json"})
+                    common.headers({["Accept"] = "application/fhir+json"}))
 end

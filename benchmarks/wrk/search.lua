@@ -10,5 +10,5 @@ end
 
 function request()
   return wrk.format("GET", "/fhir/Patient?name=" .. prefixes[math.random(#prefixes)] ..
-                    "&_count=10", {["Accept"] = "application/fhir+json"})
+                    "&_count=10", common.headers({["Accept"] = "application/fhir+json"}))
 end

@@ -219,7 +219,8 @@ class Writer:
         if full is None:
             delete_index(self.session, pk)
         else:
-            replace_index(self.session, pk, rtype, index_values(rtype, full))
+            replace_index(self.session, pk, rtype, index_values(rtype, full),
+                          fresh=prior is None)
         stored = StoredResource(pk, rtype, rid, version, now, content is None, content, interaction)
         for callback in change.after_store:
             callback(self.session, stored)

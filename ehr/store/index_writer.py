@@ -63,9 +63,16 @@ def delete_index(session: Session, res_pk: int) -> None:
         session.execute(sa.delete(table).where(table.c.res_pk == res_pk))
 
 
-def replace_index(session: Session, res_pk: int, rtype: str, values: IndexValues) -> None:
-    """Swap the index rows of ``res_pk`` for ``values`` (duplicates are written once)."""
-    delete_index(session, res_pk)
+def replace_index(
+    session: Session, res_pk: int, rtype: str, values: IndexValues, *, fresh: bool = False
+) -> None:
+    """Swap the index rows of ``res_pk`` for ``values`` (duplicates are written once).
+
+    ``fresh``: the resource was just inserted, so it has no rows to delete (saves six
+    statements per create).
+    """
+    if not fresh:
+        delete_index(session, res_pk)
     values = values.deduplicated()
     for name in _FIELDS:
         rows = getattr(values, name)

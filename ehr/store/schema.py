@@ -16,3 +16,10 @@ def create_all(engine: Engine) -> None:
 def table_names() -> list[str]:
     """All tables, children before parents (safe order for deletes)."""
     return [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """ANALYZE after a bulk load: without statistics the planner picks scans for searches
+    (measured 123 ms vs 0.33 ms for an Observation search on 10 k resources)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
