@@ -80,14 +80,15 @@ def main() -> int:
     subprocess.run([str(EHR), "db", "upgrade"], env=env_c, check=True)
     subprocess.run([str(EHR), "user", "create", USER, "--role", "physician", "--password-stdin"],
                    input=PASSWORD + "\n", text=True, env=env_c, check=True)
-    configs = {"A": (False, False), "B": (True, False), "C": (True, True)}
+    # B first: its physician creates the patients, so they are on that physician's care team.
+    configs = {"B": (True, False), "A": (False, False), "C": (True, True)}
     results: dict[str, dict[str, float]] = {}
     ids_file = work / "ids.txt"
     for name, (auth, audit) in configs.items():
         env = _env(url, var, auth=auth, audit=audit)
         with procs.Server(EHR, args.port, 2, env, work / f"server_{name}.log"):
             token = _token(args.port)
-            if not ids_file.exists() or name == "A":
+            if name == "B":
                 ids_file.write_text("\n".join(_seed(args.port, token, args.patients)) + "\n")
             headers = [f"Authorization: Bearer {token}"] if auth else []
             base = f"http://127.0.0.1:{args.port}"

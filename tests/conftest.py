@@ -14,18 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ehr_testing import BASE, bearer, wipe  # noqa: F401  (re-exported for tests)
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 import ehr.audit.tables
 import ehr.auth.access_tables
 import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
-from ehr.audit import immutability
-from ehr.audit.canonical import GENESIS
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
 from ehr.store.migrate import upgrade
-from ehr.store.schema import table_names
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_DATA = SHARED / "fhir-data"
@@ -109,25 +107,10 @@ def _engine(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     engine.dispose()
 
 
-def _wipe(engine: Engine) -> None:
-    """Empty every table; the append-only triggers are lifted for that, and put back."""
-    names = [n for n in table_names() if n != "alembic_version"]
-    with engine.begin() as conn:
-        immutability.remove(conn)
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in names:
-                conn.execute(text(f"DELETE FROM {name}"))
-        conn.execute(text("INSERT INTO audit_head (id, seq, hash, checkpoint_seq, "
-                          "checkpoint_time) VALUES (1, 0, :g, 0, 0)"), {"g": GENESIS})
-        immutability.install(conn)
-
-
 @pytest.fixture
 def engine(_engine: Engine) -> Iterator[Engine]:
     """The backend's engine with every table empty."""
-    _wipe(_engine)
+    wipe(_engine)
     yield _engine
 
 
@@ -148,21 +131,6 @@ def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     from ehr.app import create_app
 
     return create_app(settings, engine)
-
-
-BASE = "http://testserver/fhir"
-
-
-def bearer(app, *, subject: str, kind: str, scopes: str, roles: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
-           practitioner: str | None = None) -> dict[str, str]:
-    """An Authorization header with a token the app's own key signed."""
-    from ehr.auth.scopes import ScopeSet
-
-    auth = app.state.auth
-    token = auth.tokens.issue(auth.urls(BASE), subject=subject, kind=kind,
-                              scopes=ScopeSet.parse(scopes), roles=frozenset(roles),
-                              display=subject, practitioner=practitioner)
-    return {"Authorization": f"Bearer {token.access_token}"}
 
 
 @pytest.fixture(scope="session")

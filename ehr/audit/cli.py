@@ -92,6 +92,9 @@ def register(cli: typer.Typer, *, signer_factory: SignerFactory,
             "--checkpoint", dir_okay=False,
             help="A checkpoint file to check the chain against; repeatable")] = None,
         batch_size: Annotated[int, typer.Option(min=1, help="Records per fetch")] = BATCH,
+        workers: Annotated[int | None, typer.Option(
+            min=0, help="Processes sharing the pass on PostgreSQL (default: one per CPU; "
+            "0: the exact single-process pass only)")] = None,
     ) -> None:
         """Recompute the whole chain and check every checkpoint; exit 1 on damage."""
         files: list[Checkpoint] = []
@@ -104,7 +107,7 @@ def register(cli: typer.Typer, *, signer_factory: SignerFactory,
         engine = engine_factory(settings)
         try:
             verifier = verifier_factory(settings)
-            report = _verify_with_bar(engine, verifier, files, batch_size)
+            report = _verify_with_bar(engine, verifier, files, batch_size, workers)
         except EhrError as err:
             typer.echo(f"error: {err.diagnostics}", err=True)
             raise typer.Exit(2) from err
@@ -152,7 +155,7 @@ def register(cli: typer.Typer, *, signer_factory: SignerFactory,
 
 
 def _verify_with_bar(engine: Engine, verifier: CheckpointVerifier, files: list[Checkpoint],
-                     batch_size: int) -> Report:
+                     batch_size: int, workers: int | None) -> Report:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     quiet = not sys.stderr.isatty() and not os.environ.get("EHR_PROGRESS")
@@ -164,4 +167,4 @@ def _verify_with_bar(engine: Engine, verifier: CheckpointVerifier, files: list[C
             bar.update(task, completed=done, total=total)
 
         return verify_chain(engine, verifier, checkpoints=files, batch_size=batch_size,
-                            progress=progress)
+                            progress=progress, workers=workers)

@@ -22,7 +22,8 @@ def minute_text(minute: int) -> str:
 
 def second_text(fraction: int) -> str:
     """``SS.ffffff`` of a number of microseconds within a minute."""
-    return "%02d.%06d" % divmod(fraction, 1_000_000)
+    seconds, micros = divmod(fraction, 1_000_000)
+    return f"{seconds:02d}.{micros:06d}"
 
 
 def same_patients(stored: str | None, named: Any) -> bool:

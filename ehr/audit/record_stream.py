@@ -37,8 +37,9 @@ def _statements(conn: Connection) -> tuple[str, str]:
     return records, patients
 
 
-def batches(conn: Connection, size: int) -> Generator[Batch, None, None]:
-    """Yield (records, patients by seq) until the chain ends; close the iterator to stop early."""
+def batches(conn: Connection, size: int, after: int = 0) -> Generator[Batch, None, None]:
+    """Yield (records, patients by seq) for ``seq > after`` until the chain ends; close the
+    iterator to stop early."""
     records_sql, patients_sql = _statements(conn)
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
@@ -60,8 +61,8 @@ def batches(conn: Connection, size: int) -> Generator[Batch, None, None]:
 
     def read() -> None:
         cursor = dbapi.cursor()
+        nonlocal after
         try:
-            after = 0
             while not stop.is_set():
                 cursor.execute(records_sql, {"after": after, "n": size}, **options)
                 rows: list[tuple[Any, ...]] = list(cursor.fetchall())

@@ -8,15 +8,21 @@ checked, and its body is parsed once (orjson) to check every searchable column a
 ``audit_patient`` rows against it. The first anomaly stops the pass and ``damage.diagnose``
 names it. The hash is the one of ``canonical.link``, written out inline because this loop runs
 a million times.
+
+On PostgreSQL a faster pass runs first (``verify_parallel``, ``verify_range``): the chain is cut
+into seq ranges checked by several processes in the same snapshot, each streaming its range with
+COPY and checking the columns without parsing bodies. Where it finds nothing, it is the whole
+verification; where it stops, this exact pass resumes from the last verified record and names
+the damage, so the report does not depend on which pass found it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time as timer
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -35,8 +41,16 @@ from ehr.audit.damage import (
     Position,
     diagnose,
 )
+from ehr.audit.record_check import (
+    MINUTE_US,
+    columns_agree,
+    minute_text,
+    same_patients,
+    second_text,
+)
 from ehr.audit.record_stream import batches
 from ehr.audit.sequencer import HEAD, RECORD
+from ehr.audit.verify_parallel import MIN_RANGE, ChainState, merge, plan, run_ranges
 
 BATCH = 10_000
 # Called with (records checked, records expected in all) after every batch.
@@ -69,8 +83,15 @@ class Report:
 
 def verify_chain(engine: Engine, verifier: CheckpointVerifier, *,
                  checkpoints: Sequence[Checkpoint] = (), batch_size: int = BATCH,
-                 progress: Progress | None = None) -> Report:
-    """Check the whole trail; ``checkpoints`` are extra ones, e.g. read from files."""
+                 progress: Progress | None = None, workers: int | None = None,
+                 min_range: int = MIN_RANGE) -> Report:
+    """Check the whole trail; ``checkpoints`` are extra ones, e.g. read from files.
+
+    On PostgreSQL up to ``workers`` processes (default: one per CPU) share the work, one per
+    ``min_range`` records at least; ``workers=0`` skips the fast pass (the exact one alone).
+    """
+    if workers is None:
+        workers = os.cpu_count() or 1
     started = timer.perf_counter()
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -78,7 +99,8 @@ def verify_chain(engine: Engine, verifier: CheckpointVerifier, *,
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            report = _Pass(conn, verifier, batch_size, progress).run(checkpoints)
+            report = _Pass(conn, verifier, batch_size, progress).run(
+                checkpoints, workers, min_range)
     report.seconds = timer.perf_counter() - started
     return report
 
@@ -92,13 +114,21 @@ class _Pass:
         self.progress = progress
         self.report = Report()
 
-    def run(self, extra: Sequence[Checkpoint]) -> Report:
+    def run(self, extra: Sequence[Checkpoint], workers: int, min_range: int) -> Report:
         report = self.report
         head = self.conn.execute(sa.select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)).first()
         pins, forged = self._checkpoints([*stored_checkpoints(self.conn), *extra])
         top = self.conn.execute(sa.select(sa.func.max(RECORD.c.seq))).scalar() or 0
         total = max(int(top), int(head[0]) if head else 0)
-        damage = self._stream(pins, total)
+        state, whole = ChainState(), False
+        if self.conn.dialect.name == "postgresql" and workers > 0:
+            state, whole = self._fast(pins, total, workers, min_range)
+        if whole:
+            report.records = report.last_seq = state.expected - 1
+            report.last_hash = state.prev
+            damage = None
+        else:
+            damage = self._stream(pins, total, state)
         if damage is None:
             damage = self._ends(head, pins)
         candidates = [d for d in (damage, forged) if d is not None]
@@ -124,16 +154,28 @@ class _Pass:
             pins.setdefault(cp.seq, []).append(cp)
         return pins, forged
 
-    def _stream(self, pins: dict[int, list[Checkpoint]], total: int) -> Damage | None:
+    def _fast(self, pins: dict[int, list[Checkpoint]], total: int, workers: int,
+              min_range: int) -> tuple[ChainState, bool]:
+        progress = self.progress
+        hashes = {seq: [cp.hash for cp in cps] for seq, cps in pins.items()}
+        results = run_ranges(self.conn, plan(total, workers, min_range), hashes, self.batch,
+                             None if progress is None else lambda n: progress(n, total))
+        return merge(results)
+
+    def _stream(self, pins: dict[int, list[Checkpoint]], total: int,
+                start: ChainState) -> Damage | None:
+        """The exact pass, from ``start`` (the chain before it is verified) to the end."""
         report = self.report
-        stops = sorted(pins)
+        stops = sorted(s for s in pins if s >= start.expected)
         stop_at = 0
         next_pin = stops[0] if stops else -1
-        agreed = 0  # the last checkpoint the chain agreed with
-        expected, prev, prev_prev = 1, GENESIS, ""
+        agreed = start.agreed  # the last checkpoint the chain agreed with
+        expected, prev, prev_prev = start.expected, start.prev, start.prev_prev
         minutes, prefix = -1, ""
         loads, sha256 = orjson.loads, hashlib.sha256
-        stream = batches(self.conn, self.batch)
+        report.records = report.last_seq = expected - 1
+        report.last_hash = prev
+        stream = batches(self.conn, self.batch, after=expected - 1)
 
         def stop(found: Damage) -> Damage:
             # Every record before the bad one verified, and they are numbered 1..expected-1.
@@ -159,15 +201,15 @@ class _Pass:
                                          seq, body, prev_hash, digest, record)
                         return stop(found or Damage(EDITED, seq, "the record does not fit "
                                                     "the chain"))
-                    minute, fraction = divmod(row[1], 60_000_000)
+                    minute, fraction = divmod(row[1], MINUTE_US)
                     if minute != minutes:
-                        minutes, prefix = minute, _minute_text(minute)
-                    if not _columns_agree(row, record, f"{prefix}{fraction / 1e6:09.6f}Z"):
+                        minutes, prefix = minute, minute_text(minute)
+                    if not columns_agree(row, record, f"{prefix}{second_text(fraction)}Z"):
                         return stop(Damage(EDITED, seq, "a searchable column disagrees with "
                                            "the body"))
                     named = record.get("patients")
                     stored = patients.get(seq)
-                    if (stored or named) and not _same_patients(stored, named):
+                    if (stored or named) and not same_patients(stored, named):
                         return stop(Damage(EDITED, seq, "audit_patient rows disagree with the "
                                            "body"))
                     if seq == next_pin:
@@ -212,34 +254,3 @@ class _Pass:
         if head_hash != last_hash:
             return Damage(EDITED, last, "the head row's hash differs from the last record's")
         return None
-
-
-def _minute_text(minute: int) -> str:
-    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-
-
-def _same_patients(stored: str | None, named: Any) -> bool:
-    if type(named) is not list or stored is None:
-        return False
-    if len(named) == 1:
-        return stored == named[0]
-    return set(stored.split(" ")) == set(named)
-
-
-def _columns_agree(row: Any, record: dict[str, Any], time_text: str) -> bool:
-    try:
-        actor = record["actor"]
-        resource = record["resource"]
-        if resource is None:
-            rtype = rid = version = None
-        else:
-            rtype, rid, version = resource["type"], resource["id"], resource["version"]
-        return bool(
-            row[2] == record["category"] and row[3] == record["interaction"]
-            and row[4] == record["outcome"] and row[5] == record["status"]
-            and row[6] == actor["id"] and row[7] == actor["kind"] and row[8] == rtype
-            and row[9] == rid and row[10] == version and row[11] == record["request_id"]
-            and row[12] == record["purpose_of_use"]
-            and bool(row[13]) == bool(record["protected"]) and time_text == record["time"])
-    except (KeyError, TypeError):
-        return False

@@ -257,6 +257,8 @@ def scan(conn: psycopg.Connection[Any], first: int, last: int,
                 _drain(pgconn, socket)
                 break
     result.verified = expected - first
+    if progress is not None and result.verified % max(1, every):
+        progress(result.verified)
     result.first_prev = None if first_prev is None else first_prev.decode()
     result.last_hash = None if prev is None else prev.decode()
     result.before_last = None if before is None else before.decode()

@@ -31,9 +31,12 @@ PSYCHOTHERAPY = ("PSYTHPN",)
 PART2 = ("SUD", "42CFRPart2")
 
 
-def allowed_patients(member_keys: Iterable[str], username: str, now: int) -> sa.Select[Any]:
-    """Patient ids on the user's care teams, plus those under an active break-the-glass grant."""
-    care = sa.select(M.c.patient_id).where(M.c.member.in_(list(member_keys)))
+def allowed_patients(member_keys: Any, username: Any, now: Any) -> sa.Select[Any]:
+    """Patient ids on the user's care teams, plus those under an active break-the-glass grant.
+
+    The arguments are values, or bind parameters of a statement that is cached and reused."""
+    keys = member_keys if isinstance(member_keys, sa.BindParameter) else list(member_keys)
+    care = sa.select(M.c.patient_id).where(M.c.member.in_(keys))
     emergency = sa.select(B.c.patient_id).where(B.c.username == username, B.c.expires_at > now)
     return sa.union(care, emergency)  # type: ignore[return-value]
 
@@ -81,9 +84,10 @@ def psychotherapy_clause(res: Any, username: str | None) -> ColumnElement[bool]:
     return sa.or_(sa.not_(_labelled(res, PSYCHOTHERAPY)), authored, granted)
 
 
-def part2_clause(res: Any, recipient: str) -> ColumnElement[bool]:
+def part2_clause(res: Any, client_id: Any) -> ColumnElement[bool]:
     """42 CFR Part 2 records outside the treating team: only under an active Consent for the
-    record's patient that names ``recipient`` (e.g. ``Device/<client>``) in provision.actor."""
+    record's patient that names the system client (``Device/<client_id>``) in
+    provision.actor."""
     consent = R.alias()
     c_patient, c_actor, c_status, own = REF.alias(), REF.alias(), TOK.alias(), REF.alias()
     consented = sa.exists(
@@ -96,8 +100,8 @@ def part2_clause(res: Any, recipient: str) -> ColumnElement[bool]:
         .where(
             consent.c.rtype == "Consent", consent.c.deleted.is_(False),
             c_patient.c.param == "patient", c_actor.c.param == "actor",
-            c_actor.c.target_type == recipient.split("/")[0],
-            c_actor.c.target_id == recipient.split("/", 1)[-1],
+            c_actor.c.target_type == "Device",
+            c_actor.c.target_id == client_id,
             c_status.c.param == "status", c_status.c.code == "active",
             own.c.res_pk == res.c.pk, own.c.param.in_(PATIENT_PARAMS),
             own.c.target_type == "Patient",
@@ -106,11 +110,14 @@ def part2_clause(res: Any, recipient: str) -> ColumnElement[bool]:
     return sa.or_(sa.not_(_labelled(res, PART2)), consented)
 
 
-def is_visible(session: Session, pk: int, clause: ColumnElement[bool] | None) -> bool:
-    if clause is None:
-        return True
-    stmt = sa.select(sa.literal(1)).select_from(R).where(R.c.pk == pk, clause)
-    return session.execute(stmt).first() is not None
+def visibility_statement(clause: ColumnElement[bool]) -> sa.Select[Any]:
+    """``SELECT 1`` for one resource (bind ``ehr_pk``) under a visibility clause over ``R``."""
+    return sa.select(sa.literal(1)).select_from(R).where(R.c.pk == sa.bindparam("ehr_pk"),
+                                                         clause)
+
+
+def is_visible_by(session: Session, statement: sa.Select[Any], params: dict[str, Any]) -> bool:
+    return session.execute(statement, params).first() is not None
 
 
 def filter_patients(session: Session, patient_ids: Iterable[str], patients: Any) -> set[str]:
@@ -161,6 +168,12 @@ def create_break_glass(
         "username": username, "patient_id": patient_id, "reason": reason, "created_at": now,
         "expires_at": expires_at, "request_id": request_id})
     return int(result.scalar_one())
+
+
+def has_grants(username: Any, now: Any) -> ColumnElement[bool]:
+    """Whether ``username`` holds any live break-the-glass grant (a column expression)."""
+    return sa.exists(sa.select(sa.literal(1)).select_from(B).where(
+        B.c.username == username, B.c.expires_at > now))
 
 
 def emergency_patients(session: Session, username: str, now: int) -> set[str]:

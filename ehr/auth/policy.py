@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import simplejson
@@ -32,9 +33,10 @@ from ehr.auth.scopes import ScopeSet
 from ehr.context import Actor, RequestContext
 from ehr.errors import Forbidden, NotFound
 from ehr.store.criteria import Restriction
-from ehr.store.repository import StoredResource, get_version
+from ehr.store.repository import StoredResource, current_where, get_current, get_version
 
 _SESSION_KEY = "ehr_access"
+_GRANTS_KEY = "ehr_has_break_glass"
 CLINICAL_ROLES = frozenset({Role.PHYSICIAN, Role.NURSE, Role.THERAPIST})
 
 
@@ -110,6 +112,76 @@ class PolicyGuard:
     def _patients(self, access: Access) -> Any:
         return repo.allowed_patients(member_keys(access.actor), access.actor.id, access.now)
 
+    @lru_cache(maxsize=256)  # noqa: B019  (one guard per process; keys are small)
+    def _unreadable(self, roles: frozenset[Role], scopes: ScopeSet, kind: str, letter: str
+                    ) -> tuple[str, ...]:
+        probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
+        return tuple(t for t in self.resource_types if not probe.permits(t, letter))
+
+    def _build(self, res: Any, access: Access, letter: str, *, bound: bool
+               ) -> ColumnElement[bool]:
+        """The visibility clause over ``res``; ``bound`` leaves the caller's identity as bind
+        parameters so the statement can be cached and reused for every request."""
+        unreadable = self._unreadable(access.roles, access.scopes, access.actor.kind, letter)
+        if len(unreadable) == len(self.resource_types):
+            return sa.false()
+        parts: list[ColumnElement[bool]] = [
+            res.c.rtype.not_in(unreadable) if unreadable else res.c.rtype.is_not(None)]
+        user: Any = sa.bindparam("ehr_user") if bound else access.actor.id
+        if access.care_team_limited:
+            members: Any = (sa.bindparam("ehr_members", expanding=True) if bound
+                            else member_keys(access.actor))
+            now: Any = sa.bindparam("ehr_now") if bound else access.now
+            patients = repo.allowed_patients(members, user, now)
+            parts.append(repo.patient_clause(res, patients, DIRECTORY_TYPES))
+        parts.append(repo.psychotherapy_clause(res, None if access.is_client else user))
+        if access.is_client:
+            client: Any = sa.bindparam("ehr_client") if bound else access.actor.id
+            parts.append(repo.part2_clause(res, client))
+        return sa.and_(*parts)
+
+    @lru_cache(maxsize=256)  # noqa: B019
+    def _read_statement(self, roles: frozenset[Role], scopes: ScopeSet, kind: str
+                        ) -> sa.Select[Any]:
+        probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
+        statement = current_where(self._build(repo.R, probe, "r", bound=True))
+        if probe.care_team_limited:
+            # Whether the user holds any live break-the-glass grant, so marking the purpose of
+            # use costs no further query in the usual case (none).
+            statement = statement.add_columns(repo.has_grants(
+                sa.bindparam("ehr_user"), sa.bindparam("ehr_now")))
+        return statement
+
+    def _params(self, access: Access) -> dict[str, Any]:
+        params: dict[str, Any] = {"ehr_user": access.actor.id}
+        if access.care_team_limited:
+            params.update(ehr_members=list(member_keys(access.actor)), ehr_now=access.now)
+        if access.is_client:
+            params["ehr_client"] = access.actor.id
+        return params
+
+    def fetch_visible(self, session: Session, ctx: RequestContext, rtype: str, rid: str
+                      ) -> StoredResource | None:
+        access = self.access(session, ctx)
+        if access.internal:
+            stored = get_current(session, rtype, rid)
+            return stored if stored is not None and not stored.deleted else None
+        statement = self._read_statement(access.roles, access.scopes, access.actor.kind)
+        row = session.execute(statement, {**self._params(access), "ehr_t": rtype,
+                                          "ehr_i": rid}).first()
+        if row is None:
+            return None
+        if access.care_team_limited:
+            session.info[_GRANTS_KEY] = bool(row[7])
+        return StoredResource(*row[:7])
+
+    @lru_cache(maxsize=256)  # noqa: B019
+    def _visibility_statement(self, roles: frozenset[Role], scopes: ScopeSet, kind: str,
+                              care_team_limited: bool) -> sa.Select[Any]:
+        probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
+        assert probe.care_team_limited == care_team_limited
+        return repo.visibility_statement(self._build(repo.R, probe, "r", bound=True))
+
     # -- Guard protocol -------------------------------------------------------------------
 
     def authorize(
@@ -151,33 +223,22 @@ class PolicyGuard:
         access = self.access(session, ctx)
         if access.internal:
             return None
-        readable = [t for t in self.resource_types if access.permits(t, letter)]
-        unreadable = [t for t in self.resource_types if t not in set(readable)]
-        patients = self._patients(access) if access.care_team_limited else None
-        username = None if access.is_client else access.actor.id
 
         def clause(res: Any) -> ColumnElement[bool]:
-            parts: list[ColumnElement[bool]] = [
-                res.c.rtype.in_(readable) if len(readable) < len(unreadable)
-                else res.c.rtype.not_in(unreadable) if unreadable
-                else res.c.rtype.is_not(None)
-            ]
-            if patients is not None:
-                parts.append(repo.patient_clause(res, patients, DIRECTORY_TYPES))
-            parts.append(repo.psychotherapy_clause(res, username))
-            if access.is_client:
-                parts.append(repo.part2_clause(res, f"Device/{access.actor.id}"))
-            return sa.and_(*parts)
+            return self._build(res, access, letter, bound=False)
 
         return clause
 
     def visible(self, session: Session, ctx: RequestContext, stored: StoredResource) -> bool:
-        restriction = self._restriction(session, ctx, "r")
-        if restriction is None:
+        access = self.access(session, ctx)
+        if access.internal:
             return True
         if stored.deleted:
-            return self._visible_deleted(session, self.access(session, ctx), stored)
-        return repo.is_visible(session, stored.pk, restriction(repo.R))
+            return self._visible_deleted(session, access, stored)
+        statement = self._visibility_statement(access.roles, access.scopes, access.actor.kind,
+                                               access.care_team_limited)
+        return repo.is_visible_by(session, statement, {**self._params(access),
+                                                       "ehr_pk": stored.pk})
 
     def _visible_deleted(self, session: Session, access: Access, stored: StoredResource) -> bool:
         # A tombstone has no index rows to filter on: judge it by its last live version, so a
@@ -212,7 +273,7 @@ class PolicyGuard:
         """``ETREAT`` when a patient is reached only through break-the-glass."""
         access = self.access(session, ctx)
         ids = set(patients)
-        if not ids or not access.care_team_limited:
+        if not ids or not access.care_team_limited or session.info.get(_GRANTS_KEY) is False:
             return ctx.purpose_of_use
         emergency = repo.emergency_patients(session, access.actor.id, access.now) & ids
         if not emergency:

@@ -18,7 +18,7 @@ from ehr.config import Settings
 from ehr.context import RequestContext
 from ehr.store.criteria import Restriction
 from ehr.store.hooks import RuleRegistry
-from ehr.store.repository import StoredResource
+from ehr.store.repository import StoredResource, get_current
 
 
 class Guard(Protocol):
@@ -41,6 +41,11 @@ class Guard(Protocol):
 
     def view(self, session: Session, ctx: RequestContext, stored: StoredResource) -> StoredResource:
         """The form of a record this caller receives (e.g. metadata only)."""
+
+    def fetch_visible(
+        self, session: Session, ctx: RequestContext, rtype: str, rid: str
+    ) -> StoredResource | None:
+        """The current, live version if this caller may read it (None: look closer)."""
 
     def purpose_of_use(
         self, session: Session, ctx: RequestContext, patients: Iterable[str]
@@ -79,6 +84,12 @@ class AllowAll:
 
     def view(self, session: Session, ctx: RequestContext, stored: StoredResource) -> StoredResource:
         return stored
+
+    def fetch_visible(
+        self, session: Session, ctx: RequestContext, rtype: str, rid: str
+    ) -> StoredResource | None:
+        stored = get_current(session, rtype, rid)
+        return stored if stored is not None and not stored.deleted else None
 
     def purpose_of_use(
         self, session: Session, ctx: RequestContext, patients: Iterable[str]

@@ -81,8 +81,13 @@ class Reader:
         return [guard.view(self.session, self.ctx, row) for row in rows]
 
     def read(self, rtype: str, rid: str) -> StoredResource:
-        stored = repository.get_current(self.session, rtype, rid)
-        self.pipeline.guard.authorize(self.session, self.ctx, "read", rtype, stored=stored)
+        guard = self.pipeline.guard
+        # The common case in one round trip: the live row, already filtered by access control.
+        stored = guard.fetch_visible(self.session, self.ctx, rtype, rid)
+        if stored is None:
+            # Missing, deleted or not visible: the full decision tells them apart (or not).
+            stored = repository.get_current(self.session, rtype, rid)
+            guard.authorize(self.session, self.ctx, "read", rtype, stored=stored)
         if stored is None:
             raise NotFound(f"{rtype}/{rid} is not known")
         if stored.deleted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -42,6 +43,19 @@ _select_current = sa.select(*_CURRENT_COLS).where(R.c.rtype == sa.bindparam("t")
 
 def current_from_row(row: Sequence[object]) -> StoredResource:
     return StoredResource(*row)  # type: ignore[arg-type]
+
+
+def current_where(clause: Any) -> sa.Select[Any]:
+    """The current row of ``rtype``/``rid`` (binds ``ehr_t``, ``ehr_i``) under a filter over
+    the ``resource`` table: one round trip for a read that access control also filters."""
+    return sa.select(*_CURRENT_COLS).where(
+        R.c.rtype == sa.bindparam("ehr_t"), R.c.rid == sa.bindparam("ehr_i"), clause)
+
+
+def fetch_one(session: Session, statement: sa.Select[Any], params: dict[str, Any]
+              ) -> StoredResource | None:
+    row = session.execute(statement, params).first()
+    return StoredResource(*row[:7]) if row else None
 
 
 def get_current(

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import BASE
+from ehr_testing import BASE
 
 from ehr.auth.keys import generate_pem, server_key_from_pem
 from ehr.auth.policy_table import DIRECTORY_TYPES

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import _wipe, bearer
+from ehr_testing import bearer
+from ehr_testing import wipe as _wipe
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
