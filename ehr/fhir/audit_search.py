@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from sqlmodel import Session
 
@@ -26,7 +26,7 @@ from ehr.audit.events import AccessEvent
 from ehr.audit.repository import AuditFilter, AuditRow, Cursor, Term
 from ehr.auth.roles import Role
 from ehr.context import RequestContext
-from ehr.errors import BadRequest, Forbidden, Issue, NotFound, UnsupportedMediaType, outcome_of
+from ehr.errors import BadRequest, Forbidden, Issue, NotFound, outcome_of
 from ehr.fhir import canonical_json
 from ehr.fhir.audit_events import (
     ACTION_CODES,
@@ -37,7 +37,7 @@ from ehr.fhir.audit_events import (
     type_terms,
 )
 from ehr.fhir.http import FhirResponse
-from ehr.fhir.interactions import Exchange
+from ehr.fhir.interactions import Exchange, search_form
 from ehr.fhir.pipeline import Pipeline
 from ehr.fhir.search.dates import parse_range
 
@@ -242,16 +242,7 @@ def search(ex: Exchange, params: Sequence[tuple[str, str]]) -> FhirResponse:
 
 
 def search_post(ex: Exchange) -> FhirResponse:
-    ctype = (ex.request.header("content-type") or "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded")
-    try:
-        form = parse_qsl(ex.request.body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError as exc:
-        raise BadRequest("The form body is not UTF-8") from exc
-    if any("\x00" in k or "\x00" in v for k, v in form):
-        raise BadRequest("The form body contains a NUL character")
-    return search(ex, [*ex.search_params(), *form])
+    return search(ex, search_form(ex))
 
 
 def _visible(ex: Exchange, rid: str, interaction: str) -> AuditRow:

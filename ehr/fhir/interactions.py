@@ -190,7 +190,8 @@ def search(ex: Exchange, rtype: str | None, params: list[tuple[str, str]]) -> Fh
     return FhirResponse(200, bundles.searchset(ex.base, rtype, result))
 
 
-def search_post(ex: Exchange, rtype: str) -> FhirResponse:
+def search_form(ex: Exchange) -> list[tuple[str, str]]:
+    """The parameters of a ``POST _search``: the query string plus the form body."""
     ctype = (ex.request.header("content-type") or "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded")
@@ -201,7 +202,11 @@ def search_post(ex: Exchange, rtype: str) -> FhirResponse:
     if any("\x00" in k or "\x00" in v for k, v in form):
         # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
         raise BadRequest("The form body contains a NUL character")
-    return search(ex, rtype, [*ex.search_params(), *form])
+    return [*ex.search_params(), *form]
+
+
+def search_post(ex: Exchange, rtype: str) -> FhirResponse:
+    return search(ex, rtype, search_form(ex))
 
 
 def history(ex: Exchange, rtype: str | None, rid: str | None) -> FhirResponse:

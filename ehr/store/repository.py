@@ -157,17 +157,7 @@ def history(
 
     ``restriction`` filters on the resource's current row (access control).
     """
-    stmt = sa.select(*_VERSION_COLS)
-    if restriction is not None:
-        stmt = stmt.join(R, R.c.pk == V.c.res_pk).where(restriction(R))
-    if rtype is not None:
-        stmt = stmt.where(V.c.rtype == rtype)
-    if rid is not None:
-        stmt = stmt.where(V.c.rid == rid)
-    if since is not None:
-        stmt = stmt.where(V.c.last_updated >= since)
-    if at is not None:
-        stmt = stmt.where(V.c.last_updated <= at)
+    stmt = _history_filter(sa.select(*_VERSION_COLS), rtype, rid, since, at, restriction)
     if after_seq is not None:
         # Paging backwards: the page just above ``after_seq``, returned newest first.
         rows = session.execute(
@@ -184,7 +174,15 @@ def history_count(
     session: Session, *, rtype: str | None = None, rid: str | None = None,
     since: int | None = None, at: int | None = None, restriction: Restriction | None = None,
 ) -> int:
-    stmt = sa.select(sa.func.count()).select_from(V)
+    stmt = _history_filter(sa.select(sa.func.count()).select_from(V), rtype, rid, since, at,
+                           restriction)
+    return int(session.execute(stmt).scalar_one())
+
+
+def _history_filter(
+    stmt: sa.Select[Any], rtype: str | None, rid: str | None, since: int | None,
+    at: int | None, restriction: Restriction | None,
+) -> sa.Select[Any]:
     if restriction is not None:
         stmt = stmt.join(R, R.c.pk == V.c.res_pk).where(restriction(R))
     if rtype is not None:
@@ -195,7 +193,7 @@ def history_count(
         stmt = stmt.where(V.c.last_updated >= since)
     if at is not None:
         stmt = stmt.where(V.c.last_updated <= at)
-    return int(session.execute(stmt).scalar_one())
+    return stmt
 
 
 def lock_key(session: Session, key: str) -> None:
