@@ -6,9 +6,11 @@ Creates ``ehr_bench_audit`` (dropped first unless ``--reuse`` finds it filled), 
 append-only triggers are on), then writes chained records the way the sequencer would: bodies
 shaped like ``recorder.build_pending``'s, serialised with ``canonical`` and chained with ``link``,
 loaded with COPY, a signed checkpoint every 10,000 records and the head row at the end. Then it
-runs ``ehr audit verify`` as a child process and reports wall time, records/s and the child's
-peak RSS (``wait4`` rusage, VmHWM). ``--profile`` runs the verifier in-process under cProfile
-instead and prints where the time goes.
+runs ``ehr audit verify`` as a child process and reports wall time, records/s, the child's
+peak RSS (``wait4`` rusage, VmHWM) and the peak of the RSS summed over the child and its worker
+processes (sampled from /proc every 20 ms). ``--workers N`` is passed on to the verifier.
+``--profile`` runs the verifier in-process under cProfile instead and prints where the time
+goes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -133,30 +136,60 @@ def _fill(records: int, key_pem: bytes) -> None:
     print(f"filled {records:,} records in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def _run_verify(key_file: Path, var_dir: Path) -> None:
+def _tree_rss_kib(pid: int) -> int:
+    """RSS of ``pid`` and all its descendants, in KiB (0 once it is gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines()
+                       if line.startswith("VmRSS:")), 0)
+        todo += [int(k) for k in kids]
+    return total
+
+
+def _run_verify(key_file: Path, var_dir: Path, workers: int | None) -> None:
     env = {**os.environ, "EHR_DATABASE_URL": _url(DB_NAME), "EHR_VAR_DIR": str(var_dir),
            "EHR_AUTH_SIGNING_KEY_FILE": str(key_file)}
+    extra = [] if workers is None else ["--workers", str(workers)]
     started = time.perf_counter()
-    child = subprocess.Popen([str(ROOT / ".venv/bin/ehr"), "audit", "verify"], env=env,
+    child = subprocess.Popen([str(ROOT / ".venv/bin/ehr"), "audit", "verify", *extra], env=env,
                              stdout=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _tree_rss_kib(child.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     assert child.stdout is not None
     output = child.stdout.read()
+    done.set()
+    sampler.join()
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     print(output.strip())
     print(f"ehr audit verify: exit {code}, wall {elapsed:.1f} s (process start and the "
-          f"migration check included), peak RSS {usage.ru_maxrss / 1024:.0f} MiB")
+          f"migration check included), peak RSS {usage.ru_maxrss / 1024:.0f} MiB (main "
+          f"process), {peak[0] / 1024:.0f} MiB summed over all its processes")
 
 
-def _profile(key_pem: bytes) -> None:
+def _profile(key_pem: bytes, workers: int | None) -> None:
     from ehr.audit.verify import verify_chain
 
     engine = sa.create_engine(_url(DB_NAME))
     verifier = checkpoint_verifier(server_key_from_pem(key_pem))
     profiler = cProfile.Profile()
     profiler.enable()
-    report = verify_chain(engine, verifier)
+    # Only this process is profiled: with workers, their ranges show as waiting.
+    report = verify_chain(engine, verifier, workers=1 if workers is None else workers)
     profiler.disable()
     print(report.summary())
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
@@ -169,6 +202,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="keep the database when it already holds --records records")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="verifier processes (default: the verifier's own, one per CPU)")
     args = parser.parse_args()
     work = Path(tempfile.gettempdir()) / "ehr_bench_audit"
     work.mkdir(exist_ok=True)
@@ -179,9 +214,9 @@ def main() -> None:
     if _create_database(args.reuse, args.records):
         _fill(args.records, key_pem)
     if args.profile:
-        _profile(key_pem)
+        _profile(key_pem, args.workers)
     else:
-        _run_verify(key_file, work / "var")
+        _run_verify(key_file, work / "var", args.workers)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,14 @@ def settle(engine: Engine) -> None:
     before the kill may still land, and the checks must see the final state."""
     deadline = time.monotonic() + 60  # a loaded 2-core machine can be slow to reap them
     with engine.connect() as conn:
-        while conn.execute(text(
+        while True:
+            # pg_stat_activity is a snapshot per transaction: clear it on every poll.
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            others = conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
-        ).scalar_one() > 0:
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).scalar_one()
+            if others == 0:
+                break
             assert time.monotonic() < deadline, "the killed server's sessions did not end"
             time.sleep(0.1)
 
