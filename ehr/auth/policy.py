@@ -132,8 +132,9 @@ class PolicyGuard:
             members: Any = (sa.bindparam("ehr_members", expanding=True) if bound
                             else member_keys(access.actor))
             now: Any = sa.bindparam("ehr_now") if bound else access.now
-            patients = repo.allowed_patients(members, user, now)
-            parts.append(repo.patient_clause(res, patients, DIRECTORY_TYPES))
+            parts.append(repo.patient_clause(
+                res, lambda col: repo.patient_allowed(col, members, user, now),
+                DIRECTORY_TYPES))
         parts.append(repo.psychotherapy_clause(res, None if access.is_client else user))
         if access.is_client:
             client: Any = sa.bindparam("ehr_client") if bound else access.actor.id
