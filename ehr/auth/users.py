@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
@@ -137,21 +137,20 @@ class Users:
         return [User.of(r) for r in rows]
 
     def set_active(self, session: Session, username: str, active: bool) -> User:
-        row = self._row(session, username.strip().lower())
-        if row is None:
-            raise NotFound(f"no user {username!r}")
-        row.active = active
-        row.updated_at = to_micros(self.clock())
-        session.add(row)
-        session.flush()
-        return User.of(row)
+        return self._change(session, username, active=active)
 
     def set_practitioner(self, session: Session, username: str, practitioner: str) -> User:
         """Link the user to its Practitioner resource (``Practitioner/<id>``)."""
+        if not _PRACTITIONER.match(practitioner):
+            raise BadRequest("practitioner must be a reference like 'Practitioner/123'")
+        return self._change(session, username, practitioner=practitioner)
+
+    def _change(self, session: Session, username: str, **values: Any) -> User:
         row = self._row(session, username.strip().lower())
         if row is None:
             raise NotFound(f"no user {username!r}")
-        row.practitioner = practitioner
+        for name, value in values.items():
+            setattr(row, name, value)
         row.updated_at = to_micros(self.clock())
         session.add(row)
         session.flush()
