@@ -126,7 +126,8 @@ class PolicyGuard:
         if len(unreadable) == len(self.resource_types):
             return sa.false()
         parts: list[ColumnElement[bool]] = [
-            res.c.rtype.not_in(unreadable) if unreadable else res.c.rtype.is_not(None)]
+            res.c.rtype.not_in(repo.constants(unreadable)) if unreadable
+            else res.c.rtype.is_not(None)]
         user: Any = sa.bindparam("ehr_user") if bound else access.actor.id
         if access.care_team_limited:
             members: Any = (sa.bindparam("ehr_members", expanding=True) if bound
