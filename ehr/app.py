@@ -27,12 +27,12 @@ from ehr.db import create_db_engine
 from ehr.errors import EhrError, Issue
 from ehr.fhir.api import build_router
 from ehr.fhir.bundles import outcome_bytes
-from ehr.fhir.canonical_json import now_us
 from ehr.fhir.capability import NOT_STORED
 from ehr.fhir.http import FHIR_JSON
 from ehr.fhir.pipeline import NullRecorder, Pipeline
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.router import FhirRouter
+from ehr.instants import now_us
 
 log = logging.getLogger("ehr")
 

@@ -36,6 +36,18 @@ class AccessEvent:
         return "denied" if self.status in (401, 403) or self.detail.get("denied") else "error"
 
 
+def patients_referenced(resource: dict[str, Any]) -> list[str]:
+    """Patient ids a resource's compartment elements (patient, subject, beneficiary) name."""
+    found: list[str] = []
+    for key in ("patient", "subject", "beneficiary"):
+        ref = resource.get(key)
+        if isinstance(ref, dict):
+            text = ref.get("reference")
+            if isinstance(text, str) and text.startswith("Patient/"):
+                found.append(text.split("/")[1])
+    return found
+
+
 def labels_in(text: str | None) -> tuple[str, ...]:
     """Protected labels present in a stored resource's text (a cheap scan, no parsing)."""
     if not text or '"security"' not in text:

@@ -10,7 +10,6 @@ data leaves (fail closed).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
@@ -21,17 +20,14 @@ from ehr.audit.events import AccessEvent
 from ehr.audit.sequencer import Pending, Sequencer
 from ehr.context import RequestContext
 from ehr.errors import ServiceUnavailable
+from ehr.instants import instant
 
 _QUEUE = "ehr_audit_queue"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class AuditUnavailable(ServiceUnavailable):
     """The audit record could not be written, so the request must not succeed."""
 
-
-def instant(us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json_safe(value: Any) -> Any:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from ehr.audit.events import patients_referenced
 from ehr.auth import access_repository as repo
 from ehr.auth.policy_table import (
     DIRECTORY_TYPES,
@@ -298,18 +299,6 @@ class PolicyGuard:
         if patients - allowed:
             # Same answer as for a patient that does not exist: nothing leaks.
             raise NotFound("The referenced patient is not known")
-
-
-def patients_referenced(resource: dict[str, Any]) -> list[str]:
-    """Patient ids a resource's compartment elements point at."""
-    found: list[str] = []
-    for key in ("patient", "subject", "beneficiary"):
-        ref = resource.get(key)
-        if isinstance(ref, dict):
-            text = ref.get("reference")
-            if isinstance(text, str) and text.startswith("Patient/"):
-                found.append(text.split("/")[1])
-    return found
 
 
 def all_patient_references(node: Any) -> list[str]:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
+from ehr import instants
 from ehr.audit import repository
 from ehr.audit.events import AccessEvent
 from ehr.audit.repository import AuditFilter, AuditRow, Cursor, Term
@@ -218,8 +219,8 @@ def _bundle(base: str, query: AuditQuery, page: repository.AuditPage) -> bytes:
     if query.warnings:
         entries.append({"resource": outcome_of(query.warnings), "search": {"mode": "outcome"}})
     bundle: dict[str, object] = {
-        "resourceType": "Bundle", "meta": {"lastUpdated": canonical_json.instant(
-            canonical_json.now_us())},
+        "resourceType": "Bundle", "meta": {"lastUpdated": instants.instant(
+            instants.now_us())},
         "type": "searchset", "total": page.total, "link": links}
     if entries:
         bundle["entry"] = entries

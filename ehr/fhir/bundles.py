@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
+from ehr import instants
 from ehr.errors import Issue, outcome_of
 from ehr.fhir import canonical_json
 from ehr.fhir.reader import HistoryResult, SearchResult
@@ -26,7 +27,7 @@ def _head(kind: str, total: int | None, links: list[tuple[str, str]]) -> str:
     parts = [
         '{"resourceType":"Bundle"',
         f'"id":"{uuid.uuid4()}"',
-        f'"meta":{{"lastUpdated":"{canonical_json.instant(canonical_json.now_us())}"}}',
+        f'"meta":{{"lastUpdated":"{instants.instant(instants.now_us())}"}}',
         f'"type":"{kind}"',
     ]
     if total is not None:
@@ -96,7 +97,7 @@ def history(
         response = canonical_json.dumps_any({
             "status": "410 Gone" if v.deleted else status,
             "etag": f'W/"{v.version_id}"',
-            "lastModified": canonical_json.instant(v.last_updated),
+            "lastModified": instants.instant(v.last_updated),
         })
         if v.deleted:
             request = f'{{"method":"DELETE","url":"{url}"}}'

@@ -7,8 +7,6 @@ verbatim, so ``1.50`` stays ``1.50`` (FHIR decimals carry their precision).
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import simplejson
@@ -30,24 +28,3 @@ def dumps_any(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return simplejson.loads(text, use_decimal=True)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def to_datetime(us: int) -> datetime:
-    # Integer arithmetic: a float timestamp would drift by a microsecond on round trips.
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def instant(us: int) -> str:
-    """FHIR ``instant`` text for microseconds since the epoch (UTC, microsecond precision)."""
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
-
-
-def http_date(us: int) -> str:
-    return to_datetime(us).strftime("%a, %d %b %Y %H:%M:%S GMT")

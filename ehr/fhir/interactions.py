@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from sqlmodel import Session
 
+from ehr import instants
 from ehr.context import RequestContext
 from ehr.errors import BadRequest, Issue, UnsupportedMediaType
 from ehr.fhir import bundles, canonical_json
@@ -70,7 +71,7 @@ def parse_etag(value: str | None) -> int | None:
 def version_headers(stored: StoredResource, base: str) -> dict[str, str]:
     return {
         "ETag": f'W/"{stored.version_id}"',
-        "Last-Modified": canonical_json.http_date(stored.last_updated),
+        "Last-Modified": instants.http_date(stored.last_updated),
         "Content-Location": f"{base}/{stored.rtype}/{stored.rid}/_history/{stored.version_id}",
     }
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from ehr import instants
 from ehr.context import RequestContext
 from ehr.errors import (
     BadRequest,
@@ -75,7 +76,7 @@ def execute_bundle(
     out: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": canonical_json.instant(canonical_json.now_us())},
+        "meta": {"lastUpdated": instants.instant(instants.now_us())},
         "type": f"{kind}-response",
     }
     if responses:
@@ -304,7 +305,7 @@ class _Processor:
             if not stored.deleted:
                 response["location"] = f"{where}/_history/{stored.version_id}"
             response["etag"] = f'W/"{stored.version_id}"'
-            response["lastModified"] = canonical_json.instant(stored.last_updated)
+            response["lastModified"] = instants.instant(stored.last_updated)
             if self.prefer == "representation" and stored.content:
                 out["fullUrl"] = f"{self.base}/{where}" if self.base else where
                 out["resource"] = canonical_json.loads(stored.content)

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from ehr import instants
+from ehr.audit.events import patients_referenced
 from ehr.context import RequestContext
 from ehr.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
 from ehr.fhir import canonical_json
@@ -39,15 +41,7 @@ def patients_of(rtype: str, rid: str, resource: dict[str, Any] | None) -> tuple[
     """The patients a resource concerns (for the audit trail), from its usual elements."""
     if rtype == "Patient":
         return (rid,)
-    found: list[str] = []
-    if resource:
-        for key in ("patient", "subject", "beneficiary"):
-            ref = resource.get(key)
-            if isinstance(ref, dict):
-                text = ref.get("reference")
-                if isinstance(text, str) and text.startswith("Patient/"):
-                    found.append(text.split("/")[1])
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys(patients_referenced(resource))) if resource else ()
 
 
 class Writer:
@@ -196,7 +190,7 @@ class Writer:
         if change.refused:
             raise Unprocessable(issues=change.issues)
 
-        now = canonical_json.now_us()
+        now = instants.now_us()
         version = 1 if prior is None else prior.version_id + 1
         full = None if change.resource is None else _with_meta(change.resource, rid, version, now)
         content = None if full is None else canonical_json.dumps(full)
@@ -268,7 +262,7 @@ def _history_method(interaction: str, client_id: bool) -> str:
 def _with_meta(resource: dict[str, Any], rid: str, version: int, now: int) -> dict[str, Any]:
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = canonical_json.instant(now)
+    meta["lastUpdated"] = instants.instant(now)
     out = dict(resource)
     out["id"] = rid
     out["meta"] = meta

@@ -14,24 +14,16 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+from ehr.instants import from_datetime
+
 MIN_TIME = -(2**62)
 MAX_TIME = 2**62
 DAY = 86_400_000_000
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PATTERN = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})"
     r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+\- ]\d{2}:\d{2})?)?)?)?$"
 )
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def now_micros() -> int:
-    return micros(datetime.now(UTC))
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -43,19 +35,19 @@ def parse_range(text: str) -> tuple[int, int]:
     try:
         if month is None:
             start = datetime(int(year), 1, 1, tzinfo=UTC)
-            return micros(start), _bounded(lambda: datetime(int(year) + 1, 1, 1, tzinfo=UTC))
+            return from_datetime(start), _bounded(lambda: datetime(int(year) + 1, 1, 1, tzinfo=UTC))
         if day is None:
             start = datetime(int(year), int(month), 1, tzinfo=UTC)
             y, m = (int(year) + 1, 1) if int(month) == 12 else (int(year), int(month) + 1)
-            return micros(start), _bounded(lambda: datetime(y, m, 1, tzinfo=UTC))
+            return from_datetime(start), _bounded(lambda: datetime(y, m, 1, tzinfo=UTC))
         if hour is None:
             start = datetime(int(year), int(month), int(day), tzinfo=UTC)
-            return micros(start), micros(start) + DAY
+            return from_datetime(start), from_datetime(start) + DAY
         tz = _zone(zone)
         start = datetime(int(year), int(month), int(day), int(hour), int(minute), tzinfo=tz)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"not a valid date: {text!r}") from exc
-    low = micros(start)
+    low = from_datetime(start)
     if second is None:
         return low, low + 60_000_000
     if int(second) > 59:
@@ -82,7 +74,7 @@ def _zone(zone: str | None) -> tzinfo:
 
 def _bounded(make: Callable[[], datetime]) -> int:
     try:
-        return micros(make())
+        return from_datetime(make())
     except (ValueError, OverflowError):
         return MAX_TIME
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from ehr.errors import BadRequest, Issue
 from ehr.fhir.search import param_values as pv
-from ehr.fhir.search.dates import now_micros
 from ehr.fhir.search.params import RESOURCE_TYPES, SearchParam, get_param
+from ehr.instants import now_us
 from ehr.store.criteria import (
     AnyOf,
     Chain,
@@ -75,7 +75,7 @@ def parse_search(
     now: int | None = None,
 ) -> SearchRequest:
     request = SearchRequest(rtype, count=min(default_count, max_count))
-    moment = now_micros() if now is None else now
+    moment = now_us() if now is None else now
     for key, value in params:
         if key != "_cursor":
             request.link_params.append((key, value))
