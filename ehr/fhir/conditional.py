@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 from sqlmodel import Session
 
 from ehr.context import RequestContext
-from ehr.errors import BadRequest
+from ehr.errors import BadRequest, PreconditionFailed
 from ehr.fhir.pipeline import Pipeline
 from ehr.fhir.search import parse_search
 from ehr.store.repository import StoredResource, get_current_by_pks, lock_key
@@ -43,3 +43,21 @@ def find_matches(
     restriction = pipeline.guard.restriction(session, ctx, rtype)
     pks = matching_pks(session, rtype, request.criteria, limit=2, restriction=restriction)
     return get_current_by_pks(session, pks)
+
+
+def find_one(
+    pipeline: Pipeline,
+    session: Session,
+    ctx: RequestContext,
+    rtype: str,
+    query: str,
+    what: str,
+    *,
+    serialize: bool = False,
+) -> StoredResource | None:
+    """The single match of a conditional interaction, None for no match; several are 412."""
+    matches = find_matches(pipeline, session, ctx, rtype, query, serialize=serialize)
+    if len(matches) > 1:
+        raise PreconditionFailed(f"{what} matched several {rtype} resources ({query})",
+                                 code="multiple-matches")
+    return matches[0] if matches else None

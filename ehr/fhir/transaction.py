@@ -32,7 +32,7 @@ from ehr.errors import (
     outcome_of,
 )
 from ehr.fhir import canonical_json
-from ehr.fhir.conditional import find_matches
+from ehr.fhir.conditional import find_matches, find_one
 from ehr.fhir.http import FhirRequest, FhirResponse
 from ehr.fhir.interactions import Exchange, parse_etag
 from ehr.fhir.pipeline import AccessEvent, Pipeline
@@ -199,11 +199,7 @@ class _Processor:
         return found.rid
 
     def _match_one(self, rtype: str, query: str, what: str) -> StoredResource | None:
-        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query)
-        if len(matches) > 1:
-            raise PreconditionFailed(f"{what} {rtype}?{query} matched several resources",
-                                     code="multiple-matches")
-        return matches[0] if matches else None
+        return find_one(self.pipeline, self.session, self.ctx, rtype, query, what)
 
     def _rewrite_all(self, entries: list[Entry], identities: dict[str, str]) -> None:
         """Rewrite references everywhere; every unresolvable one is reported in one error."""

@@ -18,7 +18,7 @@ from ehr.audit.events import patients_referenced
 from ehr.context import RequestContext
 from ehr.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
 from ehr.fhir import canonical_json
-from ehr.fhir.conditional import find_matches
+from ehr.fhir.conditional import find_one
 from ehr.fhir.pipeline import AccessEvent, Pipeline
 from ehr.fhir.search import index_values
 from ehr.fhir.validation import ensure_valid
@@ -65,15 +65,9 @@ class Writer:
         if validate:
             ensure_valid(resource, expected_type=rtype)
         if if_none_exist:
-            matches = find_matches(self.pipeline, self.session, self.ctx, rtype, if_none_exist,
-                                   serialize=True)
-            if len(matches) > 1:
-                raise PreconditionFailed(
-                    f"If-None-Exist matched {len(matches)} {rtype} resources",
-                    code="multiple-matches",
-                )
-            if matches:
-                found = matches[0]
+            found = find_one(self.pipeline, self.session, self.ctx, rtype, if_none_exist,
+                             "If-None-Exist", serialize=True)
+            if found is not None:
                 # Nothing is written, but the caller learns of a record: that is audited.
                 self.pipeline.recorder.record(self.session, self.ctx, AccessEvent(
                     "create", rtype, found.rid, found.version_id, 200,
@@ -115,20 +109,15 @@ class Writer:
         self, rtype: str, query: str, resource: dict[str, Any], *, if_match: int | None = None
     ) -> WriteOutcome:
         ensure_valid(resource, expected_type=rtype)
-        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query,
-                               serialize=True)
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"Conditional update matched {len(matches)} {rtype} resources",
-                code="multiple-matches",
-            )
-        if not matches:
+        match = find_one(self.pipeline, self.session, self.ctx, rtype, query,
+                         "Conditional update", serialize=True)
+        if match is None:
             given = resource.get("id")
             if isinstance(given, str):
                 return self.update(rtype, given, resource, if_match=if_match, validate=False)
             rid = str(uuid.uuid4())
             return self._store(rtype, rid, resource, prior=None, interaction="create")
-        rid = matches[0].rid
+        rid = match.rid
         if resource.get("id") not in (None, rid):
             raise Unprocessable(
                 f"Resource id {resource.get('id')!r} does not match the matched {rtype}/{rid}",
@@ -159,16 +148,12 @@ class Writer:
         return self._store(rtype, rid, None, prior=prior, interaction="delete")
 
     def conditional_delete(self, rtype: str, query: str) -> WriteOutcome:
-        matches = find_matches(self.pipeline, self.session, self.ctx, rtype, query)
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"Conditional delete matched {len(matches)} {rtype} resources",
-                code="multiple-matches",
-            )
-        if not matches:
+        match = find_one(self.pipeline, self.session, self.ctx, rtype, query,
+                         "Conditional delete")
+        if match is None:
             return WriteOutcome(None, 200, [Issue("not-found", "No match: nothing deleted",
                                                   "information")])
-        return self.delete(rtype, matches[0].rid)
+        return self.delete(rtype, match.rid)
 
     # -- the pipeline ---------------------------------------------------------------------
 
