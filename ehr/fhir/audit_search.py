@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 
-from ehr import instants
 from ehr.audit import repository
 from ehr.audit.events import AccessEvent
 from ehr.audit.repository import AuditFilter, AuditRow, Cursor, Term
@@ -37,6 +36,7 @@ from ehr.fhir.audit_events import (
     subtype_terms,
     type_terms,
 )
+from ehr.fhir.bundles import envelope, paging_links
 from ehr.fhir.http import FhirResponse
 from ehr.fhir.interactions import Exchange, search_form
 from ehr.fhir.pipeline import Pipeline
@@ -202,29 +202,17 @@ def parse_query(params: Sequence[tuple[str, str]], *, default_count: int, max_co
 # -- handlers ------------------------------------------------------------------------------
 
 
-def _link(base: str, params: Sequence[tuple[str, str]]) -> str:
-    text = urlencode(list(params))
-    return f"{base}/{AUDIT_EVENT}" + (f"?{text}" if text else "")
-
-
 def _bundle(base: str, query: AuditQuery, page: repository.AuditPage) -> bytes:
-    links = [{"relation": "self", "url": _link(base, query.link_params)}]
-    for relation, cursor in (("next", page.next), ("previous", page.previous)):
-        if cursor is not None:
-            links.append({"relation": relation, "url": _link(
-                base, [*query.link_params, ("_cursor", cursor.encode())])})
+    links = paging_links(base, AUDIT_EVENT, query.link_params,
+                         page.next.encode() if page.next is not None else None,
+                         page.previous.encode() if page.previous is not None else None)
     entries: list[dict[str, object]] = [
         {"fullUrl": f"{base}/{AUDIT_EVENT}/{row.seq}", "resource": render(row),
          "search": {"mode": "match"}} for row in page.rows]
     if query.warnings:
         entries.append({"resource": outcome_of(query.warnings), "search": {"mode": "outcome"}})
-    bundle: dict[str, object] = {
-        "resourceType": "Bundle", "meta": {"lastUpdated": instants.instant(
-            instants.now_us())},
-        "type": "searchset", "total": page.total, "link": links}
-    if entries:
-        bundle["entry"] = entries
-    return canonical_json.dumps_any(bundle).encode()
+    return envelope("searchset", page.total, links,
+                    [canonical_json.dumps_any(e) for e in entries])
 
 
 def search(ex: Exchange, params: Sequence[tuple[str, str]]) -> FhirResponse:

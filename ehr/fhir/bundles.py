@@ -23,6 +23,28 @@ def _link(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
     return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
+def paging_links(
+    base: str, path: str, params: Sequence[tuple[str, str]], next_cursor: str | None,
+    prev_cursor: str | None,
+) -> list[tuple[str, str]]:
+    """``self``, and ``next``/``previous`` carrying the opaque keyset ``_cursor``."""
+    kept = [(k, v) for k, v in params if k != "_cursor"]
+    links = [("self", _link(base, path, kept))]
+    for relation, cursor in (("next", next_cursor), ("previous", prev_cursor)):
+        if cursor:
+            links.append((relation, _link(base, path, [*kept, ("_cursor", cursor)])))
+    return links
+
+
+def envelope(kind: str, total: int | None, links: list[tuple[str, str]],
+             entries: list[str]) -> bytes:
+    """A Bundle around entries that are already JSON text."""
+    body = _head(kind, total, links)
+    if entries:
+        body += ',"entry":[' + ",".join(entries) + "]"
+    return (body + "}").encode()
+
+
 def _head(kind: str, total: int | None, links: list[tuple[str, str]]) -> str:
     parts = [
         '{"resourceType":"Bundle"',
@@ -54,13 +76,8 @@ def searchset(
     base: str, rtype: str | None, result: SearchResult
 ) -> bytes:
     req = result.request
-    path = rtype or ""
-    params = list(req.link_params)
-    links = [("self", _link(base, path, params))]
-    if result.next_cursor:
-        links.append(("next", _link(base, path, [*params, ("_cursor", result.next_cursor)])))
-    if result.prev_cursor:
-        links.append(("previous", _link(base, path, [*params, ("_cursor", result.prev_cursor)])))
+    links = paging_links(base, rtype or "", req.link_params, result.next_cursor,
+                         result.prev_cursor)
     entries: list[str] = []
     for rows, mode in ((result.matches, "match"), (result.included, "include")):
         for stored in rows:
@@ -74,21 +91,13 @@ def searchset(
             '{"resource":' + canonical_json.dumps_any(outcome_of(result.warnings))
             + ',"search":{"mode":"outcome"}}'
         )
-    body = _head("searchset", result.total, links)
-    if entries:
-        body += ',"entry":[' + ",".join(entries) + "]"
-    return (body + "}").encode()
+    return envelope("searchset", result.total, links, entries)
 
 
 def history(
     base: str, path: str, result: HistoryResult, params: Sequence[tuple[str, str]]
 ) -> bytes:
-    kept = [(k, v) for k, v in params if k != "_cursor"]
-    links = [("self", _link(base, path, kept))]
-    if result.next_cursor:
-        links.append(("next", _link(base, path, [*kept, ("_cursor", result.next_cursor)])))
-    if result.prev_cursor:
-        links.append(("previous", _link(base, path, [*kept, ("_cursor", result.prev_cursor)])))
+    links = paging_links(base, path, params, result.next_cursor, result.prev_cursor)
     entries: list[str] = []
     for v in result.versions:
         url = f"{v.rtype}/{v.rid}"
@@ -109,10 +118,7 @@ def history(
                 f'{{"fullUrl":"{base}/{url}","resource":{v.content},'
                 f'"request":{{"method":"{method}","url":"{target}"}},"response":{response}}}'
             )
-    body = _head("history", result.total, links)
-    if entries:
-        body += ',"entry":[' + ",".join(entries) + "]"
-    return (body + "}").encode()
+    return envelope("history", result.total, links, entries)
 
 
 def outcome_bytes(issues: Sequence[Issue]) -> bytes:
