@@ -23,7 +23,7 @@ from ehr.fhir.pipeline import AccessEvent, Pipeline
 from ehr.fhir.search import index_values
 from ehr.fhir.validation import ensure_valid
 from ehr.store import repository
-from ehr.store.hooks import Change
+from ehr.store.hooks import Change, Derived
 from ehr.store.index_writer import delete_index, replace_index
 from ehr.store.repository import StoredResource
 
@@ -35,6 +35,8 @@ class WriteOutcome:
     stored: StoredResource | None
     status: int
     issues: list[Issue] = field(default_factory=list)
+    # What clinical rules wrote along with it (score Observations, Flags, ...).
+    derived: list[StoredResource] = field(default_factory=list)
 
 
 def patients_of(rtype: str, rid: str, resource: dict[str, Any] | None) -> tuple[str, ...]:
@@ -166,10 +168,12 @@ class Writer:
         prior: StoredResource | None,
         interaction: str,
         client_id: bool = False,
+        derived: bool = False,
     ) -> WriteOutcome:
-        self.pipeline.guard.authorize(
-            self.session, self.ctx, interaction, rtype, resource=resource, stored=prior
-        )
+        if not derived:
+            self.pipeline.guard.authorize(
+                self.session, self.ctx, interaction, rtype, resource=resource, stored=prior
+            )
         change = Change(interaction, rtype, rid, resource, prior)
         self.pipeline.rules.apply(self.session, self.ctx, change)
         if change.refused:
@@ -214,7 +218,25 @@ class Writer:
                         if purpose != self.ctx.purpose_of_use else {}),
         )
         status = 201 if interaction == "create" else 200
-        return WriteOutcome(stored, status, [i for i in change.issues if i.severity != "error"])
+        outcome = WriteOutcome(stored, status,
+                               [i for i in change.issues if i.severity != "error"])
+        for item in change.derived:
+            written = self._store_derived(item)
+            outcome.issues.extend(written.issues)
+            outcome.derived.extend(
+                [written.stored, *written.derived] if written.stored else written.derived)
+        return outcome
+
+    def _store_derived(self, item: Derived) -> WriteOutcome:
+        """Store what a rule derived: validated, ruled and audited, not type-authorized."""
+        rid = item.rid or str(uuid.uuid4())
+        ensure_valid({**item.resource, "id": rid}, expected_type=item.rtype, expected_id=rid)
+        prior = None if item.rid is None else repository.get_current(
+            self.session, item.rtype, rid, lock=True)
+        interaction = "update" if prior is not None and not prior.deleted else "create"
+        return self._store(item.rtype, rid, {**item.resource, "id": rid}, prior=prior,
+                           interaction=interaction, client_id=item.rid is not None,
+                           derived=True)
 
 
     def _insert(self, rtype: str, rid: str, content: str, now: int, *, client_id: bool) -> int:

@@ -21,6 +21,21 @@ from ehr.store.repository import StoredResource
 
 
 @dataclass
+class Derived:
+    """A resource a rule asks the write path to store after the triggering write.
+
+    ``rid`` None creates a new resource; otherwise the resource with that id is created or
+    updated. Derived writes pass validation, the rules of their own type and the audit trail,
+    but not the caller's type permission: the rule, not the caller, decided to write them
+    (a therapist's PHQ-9 response yields a score Observation and perhaps a Flag).
+    """
+
+    rtype: str
+    resource: dict[str, Any]
+    rid: str | None = None
+
+
+@dataclass
 class Change:
     """A proposed write: ``resource`` is None for a delete; ``prior`` is the current version."""
 
@@ -32,6 +47,16 @@ class Change:
     issues: list[Issue] = field(default_factory=list)
     # Set by rules that need to act after the version is stored (e.g. score Observations).
     after_store: list[Callable[[Session, StoredResource], None]] = field(default_factory=list)
+    # Resources to write, through the same write path, once this version is stored.
+    derived: list[Derived] = field(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        """The version id this write will get (for version-specific references)."""
+        return 1 if self.prior is None else self.prior.version_id + 1
+
+    def derive(self, rtype: str, resource: dict[str, Any], rid: str | None = None) -> None:
+        self.derived.append(Derived(rtype, resource, rid))
 
     def error(self, code: str, diagnostics: str, *expression: str) -> None:
         self.issues.append(Issue(code, diagnostics, "error", tuple(expression)))
