@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr import __version__
 from ehr.api.audit_report import build_audit_report_router
+from ehr.api.bulk_data import build_bulk_data_router
+from ehr.api.ledger import build_ledger_router
 from ehr.audit.recorder import AuditRecorder
 from ehr.audit.sequencer import CheckpointPolicy, Sequencer
 from ehr.auth.access_routes import build_access_router
@@ -22,6 +26,12 @@ from ehr.auth.keys import load_or_create_server_key
 from ehr.auth.policy import PolicyGuard
 from ehr.auth.routes import build_auth_router
 from ehr.auth.service import AuthService
+from ehr.auth.web_sessions import WebSessions
+from ehr.clinical.dosing.rules import register_dosing_rules
+from ehr.clinical.eligibility_rules import register_eligibility_rules
+from ehr.clinical.notes.rules import register_note_rules
+from ehr.clinical.score_observations import register_screening_rules
+from ehr.clinical.sessions.lifecycle import register_session_rules
 from ehr.config import Settings, get_settings
 from ehr.db import create_db_engine
 from ehr.errors import EhrError, Issue
@@ -33,6 +43,9 @@ from ehr.fhir.pipeline import NullRecorder, Pipeline
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.router import FhirRouter
 from ehr.instants import now_us
+from ehr.web.pages import Pages
+from ehr.web.site import install_web
+from ehr.web.templating import Templates
 
 log = logging.getLogger("ehr")
 
@@ -44,7 +57,8 @@ def build_recorder(settings: Settings) -> AuditRecorder:
     key = load_or_create_server_key(settings)
     policy = CheckpointPolicy(settings.audit_checkpoint_every_records,
                               settings.audit_checkpoint_every_minutes * 60 * 1_000_000)
-    return AuditRecorder(Sequencer(checkpoint_signer(key), policy), now_us)
+    return AuditRecorder(Sequencer(checkpoint_signer(key), policy), now_us,
+                         settings.audit_seal_interval_ms)
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
@@ -56,6 +70,11 @@ def build_pipeline(settings: Settings) -> Pipeline:
     if settings.auth_required:
         pipeline.guard = PolicyGuard(now_us, R4_RESOURCE_TYPES - NOT_STORED)
     register_care_team_rules(pipeline.rules, now_us)
+    register_eligibility_rules(pipeline.rules)
+    register_note_rules(pipeline.rules)
+    register_screening_rules(pipeline.rules)
+    register_dosing_rules(pipeline.rules, settings, lambda: pipeline.clock())
+    register_session_rules(pipeline.rules)
     return pipeline
 
 
@@ -65,10 +84,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     pipeline = build_pipeline(settings)
     fhir = FhirRouter(engine, pipeline)
     auth = AuthService.create(engine, settings, recorder=pipeline.recorder)
+    pipeline.assertions = auth.assertions
     if not settings.auth_required:
         log.warning("EHR_AUTH_REQUIRED is off: /fhir runs WITHOUT access control")
 
-    app = FastAPI(title="ehr", version=__version__,
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Stop the audit sealer and chain what it leaves (it would be sealed later anyway).
+        close = getattr(pipeline.recorder, "close", None)
+        if close is not None:
+            close()
+
+    app = FastAPI(title="ehr", version=__version__, lifespan=lifespan,
                   description="FHIR R4 record service for ketamine-assisted therapy programs")
     app.state.settings = settings
     app.state.engine = engine
@@ -77,14 +105,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.auth = auth
     # The auth routes first: the FHIR router's catch-all owns every other /fhir path.
     app.include_router(build_auth_router(auth))
-    app.include_router(build_access_router(auth, BreakGlass(now_us, settings.break_glass_minutes)))
+    break_glass = BreakGlass(now_us, settings.break_glass_minutes)
+    app.include_router(build_access_router(auth, break_glass))
     app.include_router(build_audit_report_router(
+        engine, pipeline, auth.actor if settings.auth_required else None))
+    app.include_router(build_ledger_router(
+        engine, pipeline, auth, auth.actor if settings.auth_required else None))
+    app.include_router(build_bulk_data_router(
         engine, pipeline, auth.actor if settings.auth_required else None))
     app.include_router(build_router(fhir, auth.actor if settings.auth_required else None))
 
-    @app.get("/", include_in_schema=False)
-    def root() -> Response:
-        return RedirectResponse("/fhir/metadata")
+    install_web(app, Pages(engine, fhir, pipeline, auth, WebSessions(auth.auth),
+                           Templates(settings.clinic_timezone)), break_glass)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -35,11 +35,15 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _upgrade(settings: Settings) -> None:
+    from ehr.app import build_pipeline
+    from ehr.fhir.definitions_loader import publish_definitions
     from ehr.store.migrate import upgrade
 
     engine = _engine(settings)
     try:
         upgrade(engine)
+        # The shipped Questionnaires and CodeSystems (unchanged ones are left alone).
+        publish_definitions(engine, build_pipeline(settings))
     finally:
         engine.dispose()
 
@@ -153,7 +157,8 @@ def demo(
         bool, typer.Option("--if-empty", help="Only seed an empty database")
     ] = False,
 ) -> None:
-    """Seed a small demonstration clinic through the write path."""
+    """Seed a demonstration clinic (accounts, 12 patients, sessions, ledger) through the
+    real services."""
     from ehr.demo import seed_demo
 
     settings = get_settings()

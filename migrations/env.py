@@ -20,7 +20,10 @@ from sqlalchemy.engine import make_url
 
 import ehr.audit.tables
 import ehr.auth.access_tables
-import ehr.auth.tables  # noqa: F401  (registers the auth tables on the metadata)
+import ehr.auth.tables
+import ehr.auth.web_sessions
+import ehr.clinical.ledger.tables
+import ehr.store.export_jobs  # noqa: F401  (registers the tables on the metadata)
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
 from ehr.store import migrate

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 from ehr_testing import BASE, bearer, wipe  # noqa: F401  (re-exported for tests)
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 import ehr.audit.tables
 import ehr.auth.access_tables
-import ehr.auth.tables  # noqa: F401  (all tables on the metadata, for the per-test wipe)
+import ehr.auth.tables
+import ehr.auth.web_sessions
+import ehr.clinical.ledger.tables
+import ehr.store.export_jobs  # noqa: F401  (all tables on the metadata, for the per-test wipe)
 from ehr.config import Settings
 from ehr.db import create_db_engine, normalise_url
 from ehr.store.migrate import upgrade
@@ -29,6 +34,18 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_DATA = SHARED / "fhir-data"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+
+# Property tests judge results, not speed: on a loaded 2-core CI machine a per-example deadline
+# only produces flaky failures. Benchmarks measure speed.
+hypothesis_settings.register_profile("ehr", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("ehr")
+
+# The real argon2id everywhere, at a small cost: the production cost (64 MiB, t=3) would spend
+# minutes of a CI run hashing the passwords of test users. Password tests set their own costs.
+for _name, _value in (("EHR_AUTH_ARGON2_TIME_COST", "1"), ("EHR_AUTH_ARGON2_MEMORY_KIB", "8192"),
+                      ("EHR_AUTH_ARGON2_PARALLELISM", "1")):
+    os.environ.setdefault(_name, _value)
 
 def _postgres_url() -> str | None:
     url = os.environ.get("EHR_TEST_POSTGRES_URL")

@@ -20,6 +20,10 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'cli' / 'ehr.db'}"
     monkeypatch.setenv("EHR_DATABASE_URL", url)
     monkeypatch.setenv("EHR_VAR_DIR", str(tmp_path / "var"))
+    # Real argon2id at a small cost: ``ehr demo`` re-authenticates for every signature.
+    monkeypatch.setenv("EHR_AUTH_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("EHR_AUTH_ARGON2_MEMORY_KIB", "8192")
+    monkeypatch.setenv("EHR_AUTH_ARGON2_PARALLELISM", "1")
     config.get_settings.cache_clear()
     yield url
     config.get_settings.cache_clear()

@@ -9,6 +9,10 @@ Documented so anyone can verify the trail without this code or the database:
     prev_hash = the previous record's hash; the first record's is 64 zeros.
     seq       = 1, 2, 3, ... with no gaps; it is also inside the body.
 
+A record is written before it has a number (``split``): the canonical text of everything but
+``seq``, cut where ``"seq":`` belongs in key order, so the sealer that numbers it later only
+joins ``head + str(seq) + tail`` and never re-serialises.
+
 A checkpoint is a JWS (compact serialisation) whose payload is {"seq", "hash", "time"} signed
 with the server's key; it pins the chain up to ``seq``.
 """
@@ -28,3 +32,20 @@ def canonical(record: dict[str, Any]) -> str:
 
 def link(prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def split(record: dict[str, Any]) -> tuple[str, str]:
+    """The canonical text of ``{**record, "seq": n}`` for any n, as ``(head, tail)`` around n.
+
+    Top-level keys sort before or after "seq"; the encoder writes an object as "{", its
+    members in key order joined by ",", then "}", so the two halves can be serialised apart.
+    """
+    before = {k: v for k, v in record.items() if k < "seq"}
+    after = {k: v for k, v in record.items() if k > "seq"}
+    head = canonical(before)[:-1] + ("," if before else "") + '"seq":'
+    tail = ("," if after else "") + canonical(after)[1:]
+    return head, tail
+
+
+def join(head: str, seq: int, tail: str) -> str:
+    return f"{head}{seq}{tail}"

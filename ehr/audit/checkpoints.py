@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from ehr.audit.sequencer import CHECKPOINT, HEAD, Signer, checkpoint
+from ehr.audit.sequencer import CHECKPOINT, HEAD, Sequencer, Signer, checkpoint
 from ehr.errors import BadRequest, Conflict
 
 # Returns the signed payload, or raises ValueError when the signature is not the server's.
@@ -51,11 +51,15 @@ class Checkpoint:
 
 
 def take_checkpoint(session: Session, signer: Signer, now: int) -> Checkpoint:
-    """Sign the current head; a checkpoint that already pins that sequence number is reused.
+    """Seal what is pending, then sign the head; a checkpoint that already pins that sequence
+    number is reused.
 
-    The head row is locked like an append does, so no record slips in between reading the head
-    and signing it.
+    The head row stays locked from the seal to the commit, so no record slips in between
+    reading the head and signing it.
     """
+    sequencer = Sequencer(signer)
+    while sequencer.seal(session, now) == sequencer.batch:
+        pass
     seq, head_hash = session.execute(
         sa.select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
     ).one()

@@ -1,10 +1,14 @@
 """The audit recorder: what every read, write and security event passes through.
 
-``record`` queues the record on the request's session; the queue is appended to the chain
-just before that session commits (``before_commit``), so a write and its record commit or roll
-back together, a read's record is committed before the response leaves, and the chain's lock
-is taken last. If the append fails the commit fails: the request is refused with 503 and no
-data leaves (fail closed).
+``record`` queues the record on the request's session; the queue is written just before that
+session commits (``before_commit``), so a write and its record commit or roll back together and
+a read's record is committed before the response leaves. If that fails the commit fails: the
+request is refused with 503 and no data leaves (fail closed).
+
+On PostgreSQL with a seal interval (the server's default) the records are written unnumbered
+to ``audit_pending`` and this process's ``BackgroundSealer`` chains them after the commit
+(``sequencer``): requests never wait for the chain's lock. Otherwise (SQLite, the CLI,
+``seal_interval_ms=0``) they are chained inside the request's transaction.
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from ehr.audit.events import AccessEvent
+from ehr.audit.sealer import BackgroundSealer, settle
 from ehr.audit.sequencer import Pending, Sequencer
 from ehr.context import RequestContext
 from ehr.errors import ServiceUnavailable
 from ehr.instants import instant
 
 _QUEUE = "ehr_audit_queue"
+_RECORDER = "ehr_audit_recorder"
+_ENQUEUED = "ehr_audit_enqueued"
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -74,17 +82,46 @@ def build_pending(ctx: RequestContext, ev: AccessEvent, now: int) -> Pending:
 class AuditRecorder:
     """Implements the pipeline's Recorder protocol."""
 
-    def __init__(self, sequencer: Sequencer, clock: Callable[[], int]) -> None:
+    def __init__(self, sequencer: Sequencer, clock: Callable[[], int],
+                 seal_interval_ms: float = 0) -> None:
         self.sequencer = sequencer
         self.clock = clock
+        self.seal_interval_ms = seal_interval_ms
+        self._sealers: dict[Engine, BackgroundSealer] = {}
 
     def record(self, session: Session, ctx: RequestContext, ev: AccessEvent) -> None:
         queue = session.info.get(_QUEUE)
         if queue is None:
             queue = session.info[_QUEUE] = []
-            event.listen(session, "before_commit", self._flush)
-            event.listen(session, "after_rollback", _discard)
+            session.info[_RECORDER] = self  # the session hooks below find their recorder here
         queue.append(build_pending(ctx, ev, self.clock()))
+
+    def settle(self, bind: Session | Engine) -> None:
+        """Seal every record committed so far, so the trail's queries see them all."""
+        engine = _engine(bind) if isinstance(bind, Session) else bind
+        if engine is not None:
+            self.seal_now(engine)
+
+    def seal_now(self, engine: Engine) -> int:
+        """Seal, in transactions of their own, every record committed before the call."""
+        if engine.dialect.name != "postgresql":
+            return 0  # SQLite chains inside the request's transaction: nothing waits
+        try:
+            return settle(engine, self.sequencer, self.clock)
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The audit trail could not be sealed") from exc
+
+    def close(self) -> None:
+        """Stop the background sealers, sealing what they leave (graceful shutdown)."""
+        sealers, self._sealers = list(self._sealers.values()), {}
+        for sealer in sealers:
+            sealer.close()
+
+    def _background(self, session: Session) -> bool:
+        if self.seal_interval_ms <= 0:
+            return False
+        engine = _engine(session)
+        return engine is not None and engine.dialect.name == "postgresql"
 
     def mark(self, session: Session) -> int:
         """A point to roll the queue back to when a savepoint (a batch entry) is undone."""
@@ -104,17 +141,57 @@ class AuditRecorder:
         pending = list(queue)
         queue.clear()
         try:
-            self.sequencer.append(session, pending, self.clock())
+            if self._background(session):
+                self.sequencer.enqueue(session, pending)
+                session.info[_ENQUEUED] = True
+            else:
+                self.sequencer.append(session, pending, self.clock())
         except SQLAlchemyError as exc:
             raise AuditUnavailable(
                 "The audit trail could not be written; nothing was done") from exc
 
+    def _wake_sealer(self, session: Session) -> None:
+        if not session.info.pop(_ENQUEUED, False):
+            return
+        engine = _engine(session)
+        if engine is None:
+            return
+        sealer = self._sealers.get(engine)
+        if sealer is None:
+            sealer = self._sealers.setdefault(engine, BackgroundSealer(
+                engine, self.sequencer, self.clock, self.seal_interval_ms / 1000))
+        sealer.notify()
 
+
+def _engine(session: Session) -> Engine | None:
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    return engine if isinstance(engine, Engine) else None
+
+
+# Hooks on every session (cheaper than listeners per session): they act only on sessions
+# that hold audit records.
+@event.listens_for(OrmSession, "before_commit")
+def _before_commit(session: Session) -> None:
+    recorder = session.info.get(_RECORDER)
+    if recorder is not None:
+        recorder._flush(session)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: Session) -> None:
+    recorder = session.info.get(_RECORDER)
+    if recorder is not None:
+        recorder._wake_sealer(session)
+
+
+@event.listens_for(OrmSession, "after_rollback")
 def _discard(session: Session) -> None:
     # A rolled-back transaction's records describe nothing that happened. A savepoint's
     # rollback fires this too: its records are dropped by ``rollback_to`` instead.
     if session.in_nested_transaction():
         return
+    session.info.pop(_ENQUEUED, None)
     queue = session.info.get(_QUEUE)
     if queue is not None:
         queue.clear()

@@ -1,32 +1,74 @@
-"""The one serial point of the audit trail: numbering and chaining records.
+"""The one serial point of the audit trail: numbering and chaining records (sealing).
 
-Every append locks the single ``audit_head`` row (``SELECT ... FOR UPDATE`` on PostgreSQL; on
-SQLite the writing transaction already holds the database's write lock), takes the next
-sequence numbers, chains the hashes and moves the head, all inside the caller's transaction.
-Appends happen at commit time (``recorder``), so the lock is held only for the last insert and
-the commit: concurrent requests from any number of workers queue on it and the chain has no
-forks or gaps. The cost is one row lock per request, held for about one commit; to go past
-that, this module is the place to switch to batch sealing without touching callers.
+Requests do not take the chain's lock. At commit a request inserts its records into
+``audit_pending`` (``enqueue``): unnumbered, and committed or rolled back with the request.
+Sealing (``seal``) runs in a transaction of its own, a few milliseconds later, for a batch:
+
+1. lock the ``audit_head`` row (``SELECT ... FOR UPDATE``): seals run one at a time, and each
+   starts from the head the previous one committed;
+2. read the pending rows in id order. This statement starts after the lock was granted, so
+   under READ COMMITTED it sees every row committed before that moment and none that an
+   earlier seal removed (that seal committed before it released the lock);
+3. number them from the head, join each body around its number (``canonical.split``), chain
+   the hashes, insert them into ``audit_record`` (naming their pending id) and
+   ``audit_patient``, delete them from ``audit_pending`` (a trigger lets a row go only when its
+   record, verbatim, is in the chain), move the head, and sign a checkpoint when one is due;
+4. commit.
+
+A record committed after step 2 is taken by the next seal; one whose request rolled back never
+existed. So every committed record is sealed exactly once, and the chain has no forks or gaps.
+On SQLite the writing transaction holds the database's lock, so the same steps run inside the
+request's own transaction (``append``), as they do for the CLI and when
+``EHR_AUDIT_SEAL_INTERVAL_MS`` is 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ehr.audit.canonical import canonical, link
-from ehr.audit.tables import AuditCheckpointRow, AuditHeadRow, AuditPatientRow, AuditRecordRow
+from ehr.audit.canonical import split
+from ehr.audit.tables import (
+    AuditCheckpointRow,
+    AuditHeadRow,
+    AuditPatientRow,
+    AuditPendingRow,
+    AuditRecordRow,
+)
 
 RECORD = AuditRecordRow.__table__  # type: ignore[attr-defined]
 PATIENT = AuditPatientRow.__table__  # type: ignore[attr-defined]
 HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
 CHECKPOINT = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
+PENDING = AuditPendingRow.__table__  # type: ignore[attr-defined]
 
 Signer = Callable[[dict[str, Any]], str]
+
+# The columns a record carries from the request to the chain unchanged.
+COLUMNS = ("time", "category", "interaction", "outcome", "status", "actor_id", "actor_kind",
+           "rtype", "rid", "version_id", "request_id", "purpose", "protected")
+SEAL_BATCH = 1000
+_PENDING_COLUMNS = (*COLUMNS, "body_head", "body_tail", "patients")
+_PG_TAKE = "SELECT id, body_head, body_tail FROM audit_pending ORDER BY id LIMIT %s"
+_PG_SEAL_RECORDS = (
+    f"INSERT INTO audit_record ({', '.join(COLUMNS)}, seq, body, prev_hash, hash, pending_id) "
+    f"SELECT {', '.join('p.' + c for c in COLUMNS)}, u.seq, u.body, u.prev, u.hash, p.id "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
+    "AS u(id, seq, body, prev, hash) JOIN audit_pending p ON p.id = u.id ORDER BY u.seq")
+_PG_SEAL_PATIENTS = (
+    "INSERT INTO audit_patient (seq, patient_id) SELECT DISTINCT u.seq, j.value "
+    "FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, seq) JOIN audit_pending p ON p.id = u.id "
+    "CROSS JOIN LATERAL json_array_elements_text(p.patients::json) AS j(value) "
+    "WHERE p.patients IS NOT NULL")
+_PG_SEALED = "DELETE FROM audit_pending WHERE id = ANY(%s)"
+_PG_ENQUEUE = (f"INSERT INTO audit_pending ({', '.join(_PENDING_COLUMNS)}) "
+               f"VALUES ({', '.join(['%s'] * len(_PENDING_COLUMNS))})")
 
 
 @dataclass(frozen=True)
@@ -44,41 +86,170 @@ class CheckpointPolicy:
     every_us: int = 15 * 60 * 1_000_000
 
 
+@dataclass
+class _Head:
+    seq: int
+    hash: str
+    checkpoint_seq: int
+    checkpoint_time: int
+
+
+def pending_row(item: Pending) -> dict[str, Any]:
+    """The ``audit_pending`` row of a record: what the sealer needs, nothing to recompute."""
+    head, tail = split(item.record)
+    patients = list(dict.fromkeys(item.patients))
+    return {**item.columns, "body_head": head, "body_tail": tail,
+            "patients": json.dumps(patients) if patients else None}
+
+
 class Sequencer:
     def __init__(self, signer: Signer | None = None,
-                 checkpoints: CheckpointPolicy = CheckpointPolicy()) -> None:
+                 checkpoints: CheckpointPolicy = CheckpointPolicy(),
+                 batch: int = SEAL_BATCH) -> None:
         self.signer = signer
         self.checkpoints = checkpoints
+        self.batch = batch
+
+    def enqueue(self, session: Session, pending: Sequence[Pending]) -> None:
+        """Commit-time part of a request: its records, unnumbered, in its transaction."""
+        if not pending:
+            return
+        rows = [pending_row(p) for p in pending]
+        conn = session.connection()
+        if conn.dialect.name != "postgresql":
+            session.execute(sa.insert(PENDING), rows)
+            return
+        # Every audited request runs this: straight to the driver, whose statement is
+        # prepared after a few uses, costs a fraction of a compiled ORM-session insert.
+        params = [tuple(r[c] for c in _PENDING_COLUMNS) for r in rows]
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            if len(params) == 1:
+                cursor.execute(_PG_ENQUEUE, params[0])
+            else:
+                cursor.executemany(_PG_ENQUEUE, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(_PG_ENQUEUE, params, exc,
+                                             conn.dialect.loaded_dbapi.Error) from exc
+        finally:
+            cursor.close()
+
+    def seal(self, session: Session, now: int) -> int:
+        """Chain up to ``batch`` pending records; returns how many (``batch``: maybe more)."""
+        head = _lock(session)
+        sealed = self._seal_pending(session, head)
+        if sealed:
+            self._finish(session, head, now)
+        return sealed
 
     def append(self, session: Session, pending: Sequence[Pending], now: int) -> list[int]:
+        """Seal whatever is pending, then chain ``pending`` directly, all in the caller's
+        transaction; returns the numbers ``pending`` got."""
         if not pending:
             return []
-        head = session.execute(
-            sa.select(HEAD.c.seq, HEAD.c.hash, HEAD.c.checkpoint_seq, HEAD.c.checkpoint_time)
-            .where(HEAD.c.id == 1).with_for_update()
-        ).one()
-        seq, prev, cp_seq, cp_time = head
+        head = _lock(session)
+        while self._seal_pending(session, head) == self.batch:
+            pass
+        first = head.seq + 1
+        self._chain(session, head, ((None, p.columns, *split(p.record),
+                                     list(dict.fromkeys(p.patients))) for p in pending))
+        self._finish(session, head, now)
+        return list(range(first, head.seq + 1))
+
+    def _seal_pending(self, session: Session, head: _Head) -> int:
+        if session.get_bind().dialect.name == "postgresql":
+            return self._seal_pending_pg(session, head)
+        rows = session.execute(
+            sa.select(PENDING.c.id, *(PENDING.c[c] for c in COLUMNS), PENDING.c.body_head,
+                      PENDING.c.body_tail, PENDING.c.patients)
+            .order_by(PENDING.c.id).limit(self.batch)).all()
+        if not rows:
+            return 0
+        width = len(COLUMNS)
+        self._chain(session, head, (
+            (r[0], dict(zip(COLUMNS, r[1:width + 1], strict=True)), r[width + 1],
+             r[width + 2], json.loads(r[width + 3]) if r[width + 3] else [])
+            for r in rows))
+        session.execute(sa.delete(PENDING).where(PENDING.c.id.in_([r[0] for r in rows])))
+        return len(rows)
+
+    def _seal_pending_pg(self, session: Session, head: _Head) -> int:
+        """The same steps with the columns and patients copied inside the database: Python
+        fetches only what it hashes and sends arrays, a few statements per batch."""
+        conn = session.connection()
+        rows = conn.exec_driver_sql(_PG_TAKE, (self.batch,)).all()
+        if not rows:
+            return 0
+        seq, prev = head.seq, head.hash
+        ids, seqs, bodies, prevs, hashes = [], [], [], [], []
+        sha256 = hashlib.sha256
+        for pending_id, body_head, body_tail in rows:
+            seq += 1
+            body = f"{body_head}{seq}{body_tail}"
+            digest = sha256(f"{prev}\n{body}".encode()).hexdigest()
+            ids.append(pending_id)
+            seqs.append(seq)
+            bodies.append(body)
+            prevs.append(prev)
+            hashes.append(digest)
+            prev = digest
+        conn.exec_driver_sql(_PG_SEAL_RECORDS, (ids, seqs, bodies, prevs, hashes))
+        conn.exec_driver_sql(_PG_SEAL_PATIENTS, (ids, seqs))
+        conn.exec_driver_sql(_PG_SEALED, (ids,))
+        head.seq, head.hash = seq, prev
+        return len(rows)
+
+    def _chain(self, session: Session,
+               head: _Head, items: Iterable[tuple[int | None, dict[str, Any], str, str,
+                                                  list[str]]]) -> None:
+        """Number, join and chain ``(pending id, columns, body head, body tail, patients)``."""
+        seq, prev = head.seq, head.hash
         records: list[dict[str, Any]] = []
         patients: list[dict[str, Any]] = []
-        for item in pending:
+        sha256 = hashlib.sha256
+        for pending_id, columns, body_head, body_tail, named in items:
             seq += 1
-            body = canonical({**item.record, "seq": seq})
-            digest = link(prev, body)
-            records.append({**item.columns, "seq": seq, "body": body, "prev_hash": prev,
-                            "hash": digest})
-            patients += [{"seq": seq, "patient_id": p} for p in dict.fromkeys(item.patients)]
+            body = f"{body_head}{seq}{body_tail}"
+            digest = sha256(f"{prev}\n{body}".encode()).hexdigest()
+            records.append({**columns, "seq": seq, "body": body, "prev_hash": prev,
+                            "hash": digest, "pending_id": pending_id})
+            patients += [{"seq": seq, "patient_id": p} for p in named]
             prev = digest
-        session.execute(sa.insert(RECORD), records)
+        if records:
+            session.execute(sa.insert(RECORD), records)
         if patients:
             session.execute(sa.insert(PATIENT), patients)
-        values: dict[str, Any] = {"seq": seq, "hash": prev}
-        due = (seq - cp_seq >= self.checkpoints.every_records
-               or now - cp_time >= self.checkpoints.every_us)
+        head.seq, head.hash = seq, prev
+
+    def _finish(self, session: Session, head: _Head, now: int) -> None:
+        values: dict[str, Any] = {"seq": head.seq, "hash": head.hash}
+        due = (head.seq - head.checkpoint_seq >= self.checkpoints.every_records
+               or now - head.checkpoint_time >= self.checkpoints.every_us)
         if self.signer is not None and due:
-            checkpoint(session, self.signer, seq, prev, now)
-            values.update(checkpoint_seq=seq, checkpoint_time=now)
+            checkpoint(session, self.signer, head.seq, head.hash, now)
+            values.update(checkpoint_seq=head.seq, checkpoint_time=now)
+            head.checkpoint_seq, head.checkpoint_time = head.seq, now
         session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(**values))
-        return [r["seq"] for r in records]
+
+
+def _lock(session: Session) -> _Head:
+    row = session.execute(
+        sa.select(HEAD.c.seq, HEAD.c.hash, HEAD.c.checkpoint_seq, HEAD.c.checkpoint_time)
+        .where(HEAD.c.id == 1).with_for_update()
+    ).one()
+    return _Head(int(row[0]), str(row[1]), int(row[2]), int(row[3]))
+
+
+def has_pending(session: Session) -> bool:
+    return session.execute(sa.select(PENDING.c.id).limit(1)).first() is not None
+
+
+def pending_count(conn: sa.Connection | Session) -> tuple[int, int | None]:
+    """How many records wait for sealing, and the time (µs) of the oldest."""
+    count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(PENDING.c.time))).one()
+    return int(count), None if oldest is None else int(oldest)
 
 
 def checkpoint(session: Session, signer: Signer, seq: int, head_hash: str, now: int) -> str:

@@ -49,8 +49,9 @@ from ehr.audit.record_check import (
     second_text,
 )
 from ehr.audit.record_stream import batches
-from ehr.audit.sequencer import HEAD, RECORD
+from ehr.audit.sequencer import HEAD, RECORD, pending_count
 from ehr.audit.verify_parallel import MIN_RANGE, ChainState, merge, plan, run_ranges
+from ehr.instants import instant
 
 BATCH = 10_000
 # Called with (records checked, records expected in all) after every batch.
@@ -65,6 +66,10 @@ class Report:
     checkpoints: int = 0
     seconds: float = 0.0
     damage: Damage | None = None
+    # Committed records not chained yet (the sealer's backlog): not damage, but not yet
+    # protected by the chain either.
+    pending: int = 0
+    pending_since: int | None = None
 
     @property
     def intact(self) -> bool:
@@ -76,9 +81,13 @@ class Report:
 
     def summary(self) -> str:
         state = "intact" if self.damage is None else f"DAMAGED: {self.damage.describe()}"
+        waiting = ""
+        if self.pending:
+            since = "" if self.pending_since is None else f", oldest {instant(self.pending_since)}"
+            waiting = f", {self.pending:,} records awaiting sealing{since}"
         return (f"{self.records:,} records checked in {self.seconds:.1f} s "
                 f"({self.rate:,.0f}/s), last seq {self.last_seq}, "
-                f"{self.checkpoints} checkpoints checked: {state}")
+                f"{self.checkpoints} checkpoints checked{waiting}: {state}")
 
 
 def verify_chain(engine: Engine, verifier: CheckpointVerifier, *,
@@ -117,6 +126,7 @@ class _Pass:
     def run(self, extra: Sequence[Checkpoint], workers: int, min_range: int) -> Report:
         report = self.report
         head = self.conn.execute(sa.select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)).first()
+        report.pending, report.pending_since = pending_count(self.conn)
         pins, forged = self._checkpoints([*stored_checkpoints(self.conn), *extra])
         top = self.conn.execute(sa.select(sa.func.max(RECORD.c.seq))).scalar() or 0
         total = max(int(top), int(head[0]) if head else 0)

@@ -29,6 +29,9 @@ TOK = SearchToken.__table__  # type: ignore[attr-defined]
 PATIENT_PARAMS = ("patient", "subject")
 PSYCHOTHERAPY = ("PSYTHPN",)
 PART2 = ("SUD", "42CFRPart2")
+# ``SELECT 1`` inside EXISTS as SQL text: a bound 1 would be one more parameter per probe to
+# convert and send on every execution.
+_ONE: ColumnElement[Any] = sa.literal_column("1")
 
 
 def constants(values: Iterable[str]) -> list[Any]:
@@ -44,103 +47,125 @@ def constants(values: Iterable[str]) -> list[Any]:
     return out
 
 
+def _literal(value: str) -> Any:
+    [column] = constants([value])
+    return column
+
+
+def _exists(query: sa.Select[Any], one_row: bool) -> ColumnElement[bool]:
+    """EXISTS over ``query``. ``one_row``: the statement judges a single row (a read by id),
+    so the subquery must stay an index probe for that row. Without the OFFSET 0 fence
+    PostgreSQL may turn a correlated EXISTS into a hashed IN over the subquery's whole result
+    (every patient on the user's care teams, every PSYTHPN token in the store) -- what it
+    picks when statistics are missing or thin -- and a read then costs O(team or table size)
+    instead of a few index lookups. Searches keep the planner's choice: over many rows the
+    hash can be the better plan."""
+    return sa.exists(query.offset(sa.literal_column("0")) if one_row else query)
+
+
 def allowed_patients(member_keys: Any, username: Any, now: Any) -> sa.Select[Any]:
     """Patient ids on the user's care teams, plus those under an active break-the-glass grant.
 
     The arguments are values, or bind parameters of a statement that is cached and reused."""
-    keys = member_keys if isinstance(member_keys, sa.BindParameter) else list(member_keys)
-    care = sa.select(M.c.patient_id).where(M.c.member.in_(keys))
+    care = sa.select(M.c.patient_id).where(M.c.member.in_(list(member_keys)))
     emergency = sa.select(B.c.patient_id).where(B.c.username == username, B.c.expires_at > now)
     return sa.union(care, emergency)  # type: ignore[return-value]
 
 
-def patient_allowed(patient_id: Any, member_keys: Any, username: Any, now: Any
-                    ) -> ColumnElement[bool]:
+def patient_allowed(patient_id: Any, member_keys: Any, username: Any, now: Any, *,
+                    one_row: bool = False) -> ColumnElement[bool]:
     """Whether the user may see ``patient_id`` (a column): a care-team row or a live grant.
 
     Correlated EXISTS probes of (member, patient_id) and (username, ...) indexes: the cost
     does not grow with the number of patients on the user's teams, unlike ``IN (union)``,
     which PostgreSQL materialises whole for every row it checks."""
-    keys = member_keys if isinstance(member_keys, sa.BindParameter) else list(member_keys)
     m, b = M.alias(), B.alias()
-    care = sa.exists(sa.select(sa.literal(1)).select_from(m).where(
-        m.c.member.in_(keys), m.c.patient_id == patient_id))
-    emergency = sa.exists(sa.select(sa.literal(1)).select_from(b).where(
-        b.c.username == username, b.c.patient_id == patient_id, b.c.expires_at > now))
+    care = _exists(sa.select(_ONE).select_from(m).where(
+        m.c.member.in_(list(member_keys)), m.c.patient_id == patient_id), one_row)
+    emergency = _exists(sa.select(_ONE).select_from(b).where(
+        b.c.username == username, b.c.patient_id == patient_id, b.c.expires_at > now), one_row)
     return sa.or_(care, emergency)
 
 
-def patient_clause(res: Any, allowed: Any, directory: Iterable[str]) -> ColumnElement[bool]:
+def patient_clause(res: Any, allowed: Any, directory: Iterable[str], *, one_row: bool = False,
+                   rtype: str | None = None) -> ColumnElement[bool]:
     """Directory types are open; Patients and compartment members only when ``allowed``
-    (a function of a patient-id column) holds for their patient."""
+    (a function of a patient-id column) holds for their patient. ``rtype``: the rows are all
+    of that type, so the type tests are settled here rather than in SQL."""
     ref = REF.alias()
-    in_compartment = sa.exists(
-        sa.select(sa.literal(1)).select_from(ref).where(
+    in_compartment = _exists(
+        sa.select(_ONE).select_from(ref).where(
             ref.c.res_pk == res.c.pk,
             ref.c.param.in_(constants(PATIENT_PARAMS)),
-            ref.c.target_type == sa.literal_column("'Patient'"),
+            ref.c.target_type == _literal("Patient"),
             allowed(ref.c.target_id),
+        ), one_row)
+    if rtype is None:
+        return sa.or_(
+            res.c.rtype.in_(constants(directory)),
+            sa.and_(res.c.rtype == _literal("Patient"), allowed(res.c.rid)),
+            in_compartment,
         )
-    )
-    return sa.or_(
-        res.c.rtype.in_(constants(directory)),
-        sa.and_(res.c.rtype == "Patient", allowed(res.c.rid)),
-        in_compartment,
-    )
+    if rtype in directory:
+        return sa.true()
+    if rtype == "Patient":
+        return sa.or_(allowed(res.c.rid), in_compartment)
+    return in_compartment
 
 
-def _labelled(res: Any, codes: tuple[str, ...]) -> ColumnElement[bool]:
+def _labelled(res: Any, codes: tuple[str, ...], one_row: bool) -> ColumnElement[bool]:
     tok = TOK.alias()
-    return sa.exists(
-        sa.select(sa.literal(1)).select_from(tok).where(
-            tok.c.res_pk == res.c.pk, tok.c.param == sa.literal_column("'_security'"),
+    return _exists(
+        sa.select(_ONE).select_from(tok).where(
+            tok.c.res_pk == res.c.pk, tok.c.param == _literal("_security"),
             tok.c.code.in_(constants(codes))
-        )
-    )
+        ), one_row)
 
 
-def psychotherapy_clause(res: Any, username: str | None) -> ColumnElement[bool]:
+def psychotherapy_clause(res: Any, username: Any, *, one_row: bool = False
+                         ) -> ColumnElement[bool]:
     """PSYTHPN records: only their author (the user who created them) and named grantees."""
     if username is None:
-        return sa.not_(_labelled(res, PSYCHOTHERAPY))
+        return sa.not_(_labelled(res, PSYCHOTHERAPY, one_row))
     ver = V.alias()
-    authored = sa.exists(sa.select(sa.literal(1)).select_from(ver).where(
-        ver.c.res_pk == res.c.pk, ver.c.version_id == 1, ver.c.actor_id == username))
-    granted = sa.exists(sa.select(sa.literal(1)).select_from(G).where(
+    # By (rtype, rid, version_id): the unique index of resource_version (res_pk has none).
+    authored = _exists(sa.select(_ONE).select_from(ver).where(
+        ver.c.rtype == res.c.rtype, ver.c.rid == res.c.rid,
+        ver.c.version_id == sa.literal_column("1"), ver.c.actor_id == username), one_row)
+    granted = _exists(sa.select(_ONE).select_from(G).where(
         G.c.rtype == res.c.rtype, G.c.rid == res.c.rid, G.c.grantee == username,
-        G.c.revoked_at.is_(None)))
-    return sa.or_(sa.not_(_labelled(res, PSYCHOTHERAPY)), authored, granted)
+        G.c.revoked_at.is_(None)), one_row)
+    return sa.or_(sa.not_(_labelled(res, PSYCHOTHERAPY, one_row)), authored, granted)
 
 
-def part2_clause(res: Any, client_id: Any) -> ColumnElement[bool]:
+def part2_clause(res: Any, client_id: Any, *, one_row: bool = False) -> ColumnElement[bool]:
     """42 CFR Part 2 records outside the treating team: only under an active Consent for the
     record's patient that names the system client (``Device/<client_id>``) in
     provision.actor."""
     consent = R.alias()
     c_patient, c_actor, c_status, own = REF.alias(), REF.alias(), TOK.alias(), REF.alias()
-    consented = sa.exists(
-        sa.select(sa.literal(1))
+    consented = _exists(
+        sa.select(_ONE)
         .select_from(consent)
         .join(c_patient, c_patient.c.res_pk == consent.c.pk)
         .join(c_actor, c_actor.c.res_pk == consent.c.pk)
         .join(c_status, c_status.c.res_pk == consent.c.pk)
         .join(own, own.c.target_id == c_patient.c.target_id)
         .where(
-            consent.c.rtype == "Consent", consent.c.deleted.is_(False),
-            c_patient.c.param == "patient", c_actor.c.param == "actor",
-            c_actor.c.target_type == "Device",
+            consent.c.rtype == _literal("Consent"), consent.c.deleted.is_(False),
+            c_patient.c.param == _literal("patient"), c_actor.c.param == _literal("actor"),
+            c_actor.c.target_type == _literal("Device"),
             c_actor.c.target_id == client_id,
-            c_status.c.param == "status", c_status.c.code == "active",
-            own.c.res_pk == res.c.pk, own.c.param.in_(PATIENT_PARAMS),
-            own.c.target_type == "Patient",
-        )
-    )
-    return sa.or_(sa.not_(_labelled(res, PART2)), consented)
+            c_status.c.param == _literal("status"), c_status.c.code == _literal("active"),
+            own.c.res_pk == res.c.pk, own.c.param.in_(constants(PATIENT_PARAMS)),
+            own.c.target_type == _literal("Patient"),
+        ), one_row)
+    return sa.or_(sa.not_(_labelled(res, PART2, one_row)), consented)
 
 
 def visibility_statement(clause: ColumnElement[bool]) -> sa.Select[Any]:
     """``SELECT 1`` for one resource (bind ``ehr_pk``) under a visibility clause over ``R``."""
-    return sa.select(sa.literal(1)).select_from(R).where(R.c.pk == sa.bindparam("ehr_pk"),
+    return sa.select(_ONE).select_from(R).where(R.c.pk == sa.bindparam("ehr_pk"),
                                                          clause)
 
 
@@ -200,7 +225,7 @@ def create_break_glass(
 
 def has_grants(username: Any, now: Any) -> ColumnElement[bool]:
     """Whether ``username`` holds any live break-the-glass grant (a column expression)."""
-    return sa.exists(sa.select(sa.literal(1)).select_from(B).where(
+    return sa.exists(sa.select(_ONE).select_from(B).where(
         B.c.username == username, B.c.expires_at > now))
 
 

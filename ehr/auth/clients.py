@@ -102,6 +102,9 @@ class Clients:
         row = self._row(session, client_id)
         return _client(row) if row is not None else None
 
+    def list(self, session: Session) -> list[Client]:
+        return [_client(r) for r in session.exec(select(ClientRow).order_by(ClientRow.client_id))]
+
     def set_active(self, session: Session, client_id: str, active: bool) -> Client:
         row = self._row(session, client_id)
         if row is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ehr.auth.tokens import AccessClaims, InvalidToken, ServerUrls, TokenService
 from ehr.context import Actor
 from ehr.errors import Unauthorized
@@ -19,7 +21,12 @@ def challenge(error: str | None = None, description: str | None = None) -> dict[
     return {"WWW-Authenticate": value}
 
 
+@lru_cache(maxsize=4096)
 def actor_of(claims: AccessClaims) -> Actor:
+    # Keyed by the verified claims (the token service hands back the same claims object while
+    # the token lives): the same Actor every request, so what is derived from it downstream
+    # (parsed scopes, statement cache keys) is looked up, not rebuilt. An expired token never
+    # gets here: expiry is checked on every verification.
     return Actor(id=claims.subject, kind=claims.kind, display=claims.display or claims.subject,
                  roles=claims.roles, scopes=claims.scopes.strings(),
                  practitioner=claims.practitioner)

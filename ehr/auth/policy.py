@@ -84,11 +84,25 @@ class Access:
         """The elements to keep when every role that may read ``rtype`` sees metadata only."""
         if self.internal or self.is_client:
             return None
-        readers = [r for r in self.roles if "r" in role_permissions(r, rtype)]
-        kept = [METADATA_ONLY.get((r, rtype)) for r in readers]
-        if readers and all(k is not None for k in kept):
-            return kept[0]
-        return None
+        return _metadata_only(self.roles, rtype)
+
+
+# Both below are pure functions of the policy table and of what a token carries: worked out
+# once per distinct input instead of on every request. Nothing that depends on records (care
+# teams, labels, grants) is cached here; that is decided in SQL on every request.
+@lru_cache(maxsize=4096)
+def _metadata_only(roles: frozenset[Role], rtype: str) -> tuple[str, ...] | None:
+    readers = [r for r in roles if "r" in role_permissions(r, rtype)]
+    kept = [METADATA_ONLY.get((r, rtype)) for r in readers]
+    if readers and all(k is not None for k in kept):
+        return kept[0]
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _holdings(roles: frozenset[str], scopes: frozenset[str]) -> tuple[frozenset[Role], ScopeSet]:
+    """A token's known roles and its parsed scopes."""
+    return frozenset(Role(r) for r in roles if r in ROLES), ScopeSet.parse(scopes)
 
 
 class PolicyGuard:
@@ -105,8 +119,8 @@ class PolicyGuard:
         if isinstance(cached, Access) and cached.actor is ctx.actor:
             return cached
         actor = ctx.actor
-        roles = frozenset(Role(r) for r in actor.roles if r in ROLES)
-        access = Access(actor, roles, ScopeSet.parse(actor.scopes), self.clock())
+        roles, scopes = _holdings(actor.roles, actor.scopes)
+        access = Access(actor, roles, scopes, self.clock())
         session.info[_SESSION_KEY] = access
         return access
 
@@ -119,35 +133,43 @@ class PolicyGuard:
         probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
         return tuple(t for t in self.resource_types if not probe.permits(t, letter))
 
-    def _build(self, res: Any, access: Access, letter: str, *, bound: bool
-               ) -> ColumnElement[bool]:
-        """The visibility clause over ``res``; ``bound`` leaves the caller's identity as bind
-        parameters so the statement can be cached and reused for every request."""
+    def _build(self, res: Any, access: Access, letter: str, *, one_row: bool,
+               rtype: str | None = None) -> ColumnElement[bool]:
+        """The visibility clause over ``res``. ``one_row``: for the cached statements that
+        judge a single row (reads by id): the caller's identity stays bind parameters, so one
+        statement serves every request, and subqueries stay per-row index probes. ``rtype``:
+        the row's type when the statement is for one type only, which leaves out the branches
+        that cannot apply to it (PostgreSQL would otherwise set up every one on each read)."""
         unreadable = self._unreadable(access.roles, access.scopes, access.actor.kind, letter)
-        if len(unreadable) == len(self.resource_types):
+        if len(unreadable) == len(self.resource_types) or rtype in unreadable:
             return sa.false()
-        parts: list[ColumnElement[bool]] = [
-            res.c.rtype.not_in(repo.constants(unreadable)) if unreadable
-            else res.c.rtype.is_not(None)]
-        user: Any = sa.bindparam("ehr_user") if bound else access.actor.id
+        parts: list[ColumnElement[bool]] = []
+        if rtype is None:
+            parts.append(res.c.rtype.not_in(repo.constants(unreadable)) if unreadable
+                         else res.c.rtype.is_not(None))
+        user: Any = sa.bindparam("ehr_user") if one_row else access.actor.id
         if access.care_team_limited:
-            members: Any = (sa.bindparam("ehr_members", expanding=True) if bound
-                            else member_keys(access.actor))
-            now: Any = sa.bindparam("ehr_now") if bound else access.now
+            # Two scalar parameters, not an expanding list: an expanding parameter makes
+            # SQLAlchemy re-render the whole statement's SQL on every execution.
+            members: Any = ([sa.bindparam("ehr_member"), sa.bindparam("ehr_practitioner")]
+                            if one_row else member_keys(access.actor))
+            now: Any = sa.bindparam("ehr_now") if one_row else access.now
             parts.append(repo.patient_clause(
-                res, lambda col: repo.patient_allowed(col, members, user, now),
-                DIRECTORY_TYPES))
-        parts.append(repo.psychotherapy_clause(res, None if access.is_client else user))
+                res, lambda col: repo.patient_allowed(col, members, user, now, one_row=one_row),
+                DIRECTORY_TYPES, one_row=one_row, rtype=rtype))
+        parts.append(repo.psychotherapy_clause(res, None if access.is_client else user,
+                                               one_row=one_row))
         if access.is_client:
-            client: Any = sa.bindparam("ehr_client") if bound else access.actor.id
-            parts.append(repo.part2_clause(res, client))
+            client: Any = sa.bindparam("ehr_client") if one_row else access.actor.id
+            parts.append(repo.part2_clause(res, client, one_row=one_row))
         return sa.and_(*parts)
 
-    @lru_cache(maxsize=256)  # noqa: B019
-    def _read_statement(self, roles: frozenset[Role], scopes: ScopeSet, kind: str
+    @lru_cache(maxsize=1024)  # noqa: B019
+    def _read_statement(self, roles: frozenset[Role], scopes: ScopeSet, kind: str, rtype: str
                         ) -> sa.Select[Any]:
+        """The read of one ``rtype`` row (binds ``ehr_t``, which must be ``rtype``)."""
         probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
-        statement = current_where(self._build(repo.R, probe, "r", bound=True))
+        statement = current_where(self._build(repo.R, probe, "r", one_row=True, rtype=rtype))
         if probe.care_team_limited:
             # Whether the user holds any live break-the-glass grant, so marking the purpose of
             # use costs no further query in the usual case (none).
@@ -158,7 +180,9 @@ class PolicyGuard:
     def _params(self, access: Access) -> dict[str, Any]:
         params: dict[str, Any] = {"ehr_user": access.actor.id}
         if access.care_team_limited:
-            params.update(ehr_members=list(member_keys(access.actor)), ehr_now=access.now)
+            keys = member_keys(access.actor)
+            # The user key twice when no Practitioner is linked: IN (a, a) is IN (a).
+            params.update(ehr_member=keys[0], ehr_practitioner=keys[-1], ehr_now=access.now)
         if access.is_client:
             params["ehr_client"] = access.actor.id
         return params
@@ -169,7 +193,8 @@ class PolicyGuard:
         if access.internal:
             stored = get_current(session, rtype, rid)
             return stored if stored is not None and not stored.deleted else None
-        statement = self._read_statement(access.roles, access.scopes, access.actor.kind)
+        statement = self._read_statement(access.roles, access.scopes, access.actor.kind,
+                                         rtype)
         row = session.execute(statement, {**self._params(access), "ehr_t": rtype,
                                           "ehr_i": rid}).first()
         if row is None:
@@ -178,12 +203,13 @@ class PolicyGuard:
             session.info[_GRANTS_KEY] = bool(row[7])
         return StoredResource(*row[:7])
 
-    @lru_cache(maxsize=256)  # noqa: B019
+    @lru_cache(maxsize=1024)  # noqa: B019
     def _visibility_statement(self, roles: frozenset[Role], scopes: ScopeSet, kind: str,
-                              care_team_limited: bool) -> sa.Select[Any]:
+                              care_team_limited: bool, rtype: str) -> sa.Select[Any]:
         probe = Access(Actor(id="", kind=kind, roles=frozenset(roles)), roles, scopes, 0)
         assert probe.care_team_limited == care_team_limited
-        return repo.visibility_statement(self._build(repo.R, probe, "r", bound=True))
+        return repo.visibility_statement(self._build(repo.R, probe, "r", one_row=True,
+                                                     rtype=rtype))
 
     # -- Guard protocol -------------------------------------------------------------------
 
@@ -228,7 +254,7 @@ class PolicyGuard:
             return None
 
         def clause(res: Any) -> ColumnElement[bool]:
-            return self._build(res, access, letter, bound=False)
+            return self._build(res, access, letter, one_row=False)
 
         return clause
 
@@ -239,7 +265,7 @@ class PolicyGuard:
         if stored.deleted:
             return self._visible_deleted(session, access, stored)
         statement = self._visibility_statement(access.roles, access.scopes, access.actor.kind,
-                                               access.care_team_limited)
+                                               access.care_team_limited, stored.rtype)
         return repo.is_visible_by(session, statement, {**self._params(access),
                                                        "ehr_pk": stored.pk})
 

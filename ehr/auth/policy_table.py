@@ -26,7 +26,9 @@ AUDIT_TYPES = frozenset({"AuditEvent"})
 POLICY: dict[Role, dict[str, str]] = {
     Role.PHYSICIAN: {CLINICAL: "cruds", DIRECTORY: "cruds", "AuditEvent": ""},
     Role.NURSE: {CLINICAL: "rs", DIRECTORY: "rs", "AuditEvent": "",
-                 "Observation": "cruds", "MedicationAdministration": "crus"},
+                 "Observation": "cruds", "MedicationAdministration": "crus",
+                 # Nurses run sessions (arrival, monitoring) and record adverse events.
+                 "Encounter": "crus", "AdverseEvent": "crus"},
     Role.THERAPIST: {CLINICAL: "rs", DIRECTORY: "rs", "AuditEvent": "",
                      "QuestionnaireResponse": "crus", "DocumentReference": "crus",
                      "Composition": "crus", "Flag": "crus"},

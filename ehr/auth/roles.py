@@ -30,7 +30,10 @@ ROLE_CEILING: dict[Role, tuple[str, ...]] = {
     # Vitals and administration under an order.
     Role.NURSE: ("user/*.rs",
                  "user/Observation.cu",
-                 "user/MedicationAdministration.cu"),
+                 "user/MedicationAdministration.cu",
+                 # Sessions (arrival, monitoring) and their adverse events.
+                 "user/Encounter.cu",
+                 "user/AdverseEvent.cu"),
     # Screenings, preparation and integration notes; never doses.
     Role.THERAPIST: ("user/*.rs",
                      "user/QuestionnaireResponse.cru",

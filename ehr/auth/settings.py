@@ -25,6 +25,10 @@ class AuthSettings(BaseSettings):
     auth_lockout_attempts: int = 5
     auth_lockout_seconds: int = 15 * 60
     auth_min_password_length: int = 12
+    # Web sign-in: an idle session ends after this long (HIPAA automatic logoff); a session
+    # never outlives the absolute limit, however busy (a long clinic day).
+    auth_web_idle_seconds: int = 30 * 60
+    auth_web_absolute_seconds: int = 12 * 60 * 60
     # Argon2id cost; the defaults follow RFC 9106's second recommended option (64 MiB, t=3).
     auth_argon2_time_cost: int = 3
     auth_argon2_memory_kib: int = 64 * 1024

@@ -22,7 +22,7 @@ from ehr.auth.roles import Role, parse_roles
 from ehr.auth.settings import AuthSettings
 from ehr.auth.tables import UserRow
 from ehr.context import RequestContext, current_context
-from ehr.errors import BadRequest, Conflict, NotFound
+from ehr.errors import BadRequest, Conflict, Issue, NotFound
 
 LOGIN_FAILED = "invalid username or password, or the account is locked or disabled"
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
@@ -95,6 +95,31 @@ def hasher_from(auth: AuthSettings) -> PasswordHasher:
                           parallelism=auth.auth_argon2_parallelism)
 
 
+def _links(roles: Iterable[str], practitioner: str | None, npi: str | None,
+           dea: str | None) -> dict[str, str | None]:
+    """Practitioner, NPI and DEA checked together; every problem is named with its field."""
+    problems: list[Issue] = []
+    out: dict[str, str | None] = {"practitioner": practitioner or None, "npi": None, "dea": None}
+    if practitioner and not _PRACTITIONER.match(practitioner):
+        problems.append(Issue("value", "practitioner must be a reference like "
+                                       "'Practitioner/123'", "error", ("practitioner",)))
+    physician = Role.PHYSICIAN in set(roles)
+    for name, value, normalise in (("npi", npi, normalise_npi), ("dea", dea, normalise_dea)):
+        if not value:
+            continue
+        if not physician:
+            problems.append(Issue("value", "NPI and DEA numbers are recorded for physicians "
+                                           "only", "error", (name,)))
+            continue
+        try:
+            out[name] = normalise(value)
+        except BadRequest as err:
+            problems.append(Issue("value", err.diagnostics, "error", (name,)))
+    if problems:
+        raise BadRequest(issues=problems)
+    return out
+
+
 class Users:
     """The user service; methods flush, the caller commits."""
 
@@ -111,17 +136,13 @@ class Users:
         name = normalise_username(username)
         role_set = parse_roles(roles)
         check_password_policy(password, min_length=self.auth.auth_min_password_length)
-        if practitioner is not None and not _PRACTITIONER.match(practitioner):
-            raise BadRequest("practitioner must be a reference like 'Practitioner/123'")
-        if (npi or dea) and Role.PHYSICIAN not in role_set:
-            raise BadRequest("NPI and DEA numbers are recorded for physicians only")
+        links = _links(role_set, practitioner, npi, dea)
         if self._row(session, name) is not None:
             raise Conflict(f"user {name!r} already exists")
         now = to_micros(self.clock())
         row = UserRow(username=name, display_name=(display_name.strip() or name)[:200],
-                      roles=" ".join(sorted(role_set)), active=True, practitioner=practitioner,
-                      npi=normalise_npi(npi) if npi else None,
-                      dea=normalise_dea(dea) if dea else None,
+                      roles=" ".join(sorted(role_set)), active=True,
+                      practitioner=links["practitioner"], npi=links["npi"], dea=links["dea"],
                       password_hash=self.hasher.hash(password), failed_attempts=0,
                       created_at=now, updated_at=now)
         session.add(row)
@@ -144,6 +165,28 @@ class Users:
         if not _PRACTITIONER.match(practitioner):
             raise BadRequest("practitioner must be a reference like 'Practitioner/123'")
         return self._change(session, username, practitioner=practitioner)
+
+    def set_roles(self, session: Session, username: str, roles: Iterable[str]) -> User:
+        """Replace the user's roles (at least one). Tokens already issued keep their scopes
+        until they expire; new sign-ins get the new roles."""
+        role_set = parse_roles(roles)
+        current = self.get(session, username)
+        if current is None:
+            raise NotFound(f"no user {username!r}")
+        if (current.npi or current.dea) and Role.PHYSICIAN not in role_set:
+            raise BadRequest("NPI and DEA numbers are recorded for physicians only: clear "
+                             "them before removing the physician role", expression=("role",))
+        return self._change(session, username, roles=" ".join(sorted(role_set)))
+
+    def set_links(self, session: Session, username: str, *, practitioner: str | None,
+                  npi: str | None, dea: str | None) -> User:
+        """Set or clear (None) the linked Practitioner, NPI and DEA number, checked as at
+        creation against the user's current roles."""
+        current = self.get(session, username)
+        if current is None:
+            raise NotFound(f"no user {username!r}")
+        return self._change(session, username,
+                            **_links(current.roles, practitioner, npi, dea))
 
     def _change(self, session: Session, username: str, **values: Any) -> User:
         row = self._row(session, username.strip().lower())

@@ -53,14 +53,20 @@ _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 
 def audit_scope(pipeline: Pipeline, session: Session, ctx: RequestContext,
                 interaction: str) -> AuditFilter:
-    """The records this caller may read, as a filter; Forbidden when none at all."""
+    """The records this caller may read, as a filter; Forbidden when none at all.
+
+    Records still waiting for the sealer are chained first, so the caller sees every record
+    committed before it asked.
+    """
     try:
         pipeline.guard.authorize(session, ctx, interaction, AUDIT_EVENT)
-        return AuditFilter()
+        scope = AuditFilter()
     except Forbidden:
-        if ctx.actor.kind == "user" and Role.ADMIN.value in ctx.actor.roles:
-            return SECURITY_ONLY
-        raise
+        if not (ctx.actor.kind == "user" and Role.ADMIN.value in ctx.actor.roles):
+            raise
+        scope = SECURITY_ONLY
+    pipeline.recorder.settle(session)
+    return scope
 
 
 def record_trail_read(pipeline: Pipeline, session: Session, ctx: RequestContext,

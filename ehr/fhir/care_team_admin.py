@@ -1,4 +1,5 @@
-"""Adding a user to a patient's care team, as FHIR data (``ehr care-team add``).
+"""Care-team membership as FHIR data: adding a user (``ehr care-team add``, the admin page),
+listing a patient's participants and removing one.
 
 Membership is a participant in the patient's CareTeam resource, so it is visible to every FHIR
 client and goes through the one write path (the care-team hook then updates the access rows).
@@ -7,6 +8,7 @@ A user without a Practitioner resource gets one, linked to the account.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -17,6 +19,7 @@ from ehr.errors import NotFound
 from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
 from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.reader import Reader
 from ehr.fhir.writer import Writer
 from ehr.store.repository import get_current
 
@@ -73,3 +76,77 @@ def add_to_care_team(
     stored = writer.create("CareTeam", team).stored
     assert stored is not None
     return stored.rid
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One member of one of the patient's CareTeam resources, with the user it belongs to."""
+
+    team: str  # CareTeam id
+    team_status: str
+    member: str  # the reference, e.g. Practitioner/123
+    username: str | None
+    display: str
+
+
+def _teams(pipeline: Pipeline, session: Session, ctx: RequestContext,
+           patient_id: str) -> list[tuple[str, dict[str, Any]]]:
+    patient = get_current(session, "Patient", patient_id)
+    if patient is None or patient.deleted:
+        raise NotFound(f"Patient/{patient_id} is not known", expression=("patient",))
+    found = Reader(pipeline, session, ctx).search(
+        "CareTeam", [("subject", f"Patient/{patient_id}"), ("_count", "100")])
+    return [(s.rid, canonical_json.loads(s.content)) for s in found.matches if s.content]
+
+
+def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestContext,
+                           users: Users, patient_id: str) -> list[Participant]:
+    """Every participant of every CareTeam about the patient (inactive teams included, marked
+    by their status: they grant no access)."""
+    accounts = {u.practitioner: u for u in users.list(session) if u.practitioner}
+    out = []
+    for rid, team in _teams(pipeline, session, ctx, patient_id):
+        for part in team.get("participant") or []:
+            member = (part.get("member") or {}) if isinstance(part, dict) else {}
+            ref = member.get("reference")
+            if not isinstance(ref, str):
+                continue
+            user = accounts.get(ref)
+            out.append(Participant(rid, str(team.get("status") or "unknown"), ref,
+                                   user.username if user else None,
+                                   user.display_name if user else str(member.get("display")
+                                                                      or "")))
+    return out
+
+
+def remove_from_care_team(
+    pipeline: Pipeline, session: Session, ctx: RequestContext, users: Users,
+    patient_id: str, member: str,
+) -> list[str]:
+    """Take ``member`` (a user name or a reference such as ``Practitioner/123``) off every
+    CareTeam about the patient; returns the ids of the teams changed. The care-team hook
+    then drops the access it gave."""
+    ref = member.strip()
+    if "/" not in ref:
+        user = users.get(session, ref)
+        if user is None or not user.practitioner:
+            raise NotFound(f"no user {ref!r} linked to a Practitioner", expression=("member",))
+        ref = user.practitioner
+    writer = Writer(pipeline, session, ctx)
+    changed = []
+    for rid, team in _teams(pipeline, session, ctx, patient_id):
+        parts = team.get("participant") or []
+        kept = [p for p in parts if not (isinstance(p, dict) and
+                                        (p.get("member") or {}).get("reference") == ref)]
+        if len(kept) == len(parts):
+            continue
+        if kept:
+            team["participant"] = kept
+        else:
+            team.pop("participant", None)
+        writer.update("CareTeam", rid, team)
+        changed.append(rid)
+    if not changed:
+        raise NotFound(f"{ref} is not on a care team of Patient/{patient_id}",
+                       expression=("member",))
+    return changed

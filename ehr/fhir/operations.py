@@ -29,6 +29,8 @@ class Operation:
     writes: bool = False
     definition: str = ""
     documentation: str = ""
+    # Also answers text/html (a printable page) when asked with _format=html or Accept.
+    html: bool = False
 
 
 class OperationRegistry:
@@ -43,6 +45,9 @@ class OperationRegistry:
             if level in op.levels and (rtype is None or "*" in op.types or rtype in op.types):
                 return op
         return None
+
+    def serves_html(self, name: str) -> bool:
+        return any(op.html for op in self._ops.get(name, []))
 
     def known(self, name: str) -> bool:
         return name in self._ops
@@ -83,4 +88,22 @@ def default_operations() -> OperationRegistry:
         definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
         documentation="Validate a resource (structure, required bindings, references).",
     ))
+    from ehr.fhir.eligibility_operations import register_eligibility_operations
+
+    register_eligibility_operations(registry)
+    from ehr.fhir.note_operations import register_note_operations
+
+    register_note_operations(registry)
+    from ehr.fhir.scores_operation import register_scores_operation
+
+    register_scores_operation(registry)
+    from ehr.fhir.session_operations import register_session_operations
+
+    register_session_operations(registry)
+    from ehr.fhir.everything import register_everything_operation
+
+    register_everything_operation(registry)
+    from ehr.fhir.bulk_export import register_export_operations
+
+    register_export_operations(registry)
     return registry

@@ -7,13 +7,16 @@ record nothing, so the store and REST layer run on their own; the composition ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from ehr import instants
 from ehr.audit.events import AccessEvent
+from ehr.auth.reauth import SigningAssertions
 from ehr.config import Settings
 from ehr.context import RequestContext
 from ehr.store.criteria import Restriction
@@ -63,6 +66,9 @@ class Recorder(Protocol):
     def rollback_to(self, session: Session, mark: int) -> None:
         """Forget the records made since ``mark`` (their savepoint was rolled back)."""
 
+    def settle(self, bind: Session | Engine) -> None:
+        """Chain every committed record, so queries of the trail see them all."""
+
 
 class AllowAll:
     def authorize(
@@ -107,6 +113,9 @@ class NullRecorder:
     def rollback_to(self, session: Session, mark: int) -> None:
         return None
 
+    def settle(self, bind: Session | Engine) -> None:
+        return None
+
 
 @dataclass
 class Pipeline:
@@ -114,6 +123,12 @@ class Pipeline:
     guard: Guard = field(default_factory=AllowAll)
     recorder: Recorder = field(default_factory=NullRecorder)
     rules: RuleRegistry = field(default_factory=RuleRegistry)
+    # Verifies and consumes the single-use signing assertions of ``/auth/reauth`` for operations
+    # that record a signature; set by the composition root once the identity layer exists.
+    assertions: SigningAssertions | None = None
+    # The clock of clinical decisions (e.g. an eligibility decision's date and expiry), in
+    # microseconds; tests move it instead of waiting.
+    clock: Callable[[], int] = instants.now_us
 
 
 __all__ = ["AccessEvent", "AllowAll", "Guard", "NullRecorder", "Pipeline", "Recorder"]

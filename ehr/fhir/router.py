@@ -91,7 +91,7 @@ class FhirRouter:
 
     def _precheck(self, request: FhirRequest) -> None:
         fmt = next((v for k, v in request.query if k == "_format"), None)
-        if not accepts_json(request.header("accept"), fmt):
+        if not accepts_json(request.header("accept"), fmt) and not self._html_page(request, fmt):
             raise NotAcceptable("Only JSON is supported (application/fhir+json)")
         if len(request.body) > self.pipeline.settings.max_body_bytes:
             raise PayloadTooLarge(
@@ -101,6 +101,13 @@ class FhirRouter:
             if "\x00" in key or "\x00" in value:
                 raise BadRequest(f"Parameter {key!r} contains a NUL character",
                                  expression=(key.replace("\x00", ""),))
+
+    def _html_page(self, request: FhirRequest, fmt: str | None) -> bool:
+        """An operation with a printable page (``$rems-form``) answers text/html itself."""
+        asked = (fmt or "").lower() in ("html", "text/html") or \
+            "text/html" in (request.header("accept") or "").lower()
+        last = request.path.rstrip("/").rsplit("/", 1)[-1]
+        return asked and last.startswith("$") and self.operations.serves_html(last[1:])
 
     def _writes(self, request: FhirRequest) -> bool:
         if not isinstance(self.pipeline.recorder, NullRecorder):

@@ -238,6 +238,11 @@ class Writer:
                            interaction=interaction, client_id=item.rid is not None,
                            derived=True)
 
+    def create_derived(self, rtype: str, resource: dict[str, Any]) -> WriteOutcome:
+        """A record an operation decided to write (the Provenance of a signature), like a
+        rule's derived write: validated, ruled and audited, without the caller's type
+        permission (a therapist signs a note but may not create Provenances at will)."""
+        return self._store_derived(Derived(rtype, resource))
 
     def _insert(self, rtype: str, rid: str, content: str, now: int, *, client_id: bool) -> int:
         if not client_id:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from ehr.context import RequestContext
-from ehr.errors import Issue
+from ehr.errors import EhrError, Issue
 from ehr.store.repository import StoredResource
 
 
@@ -85,5 +85,15 @@ class RuleRegistry:
         return [*self._rules.get("*", ()), *self._rules.get(rtype, ())]
 
     def apply(self, session: Session, ctx: RequestContext, change: Change) -> None:
+        """Run every rule; a rule that raises (e.g. ``Conflict`` for an illegal state
+        transition: 409, not 422) sets the refusal's status, but the other rules still run and
+        the refusal lists every issue."""
+        raised: EhrError | None = None
         for rule in self.rules_for(change.rtype):
-            rule(session, ctx, change)
+            try:
+                rule(session, ctx, change)
+            except EhrError as err:
+                change.issues.extend(err.issues)
+                raised = raised or err
+        if raised is not None:
+            raise type(raised)(issues=change.issues, headers=raised.headers)

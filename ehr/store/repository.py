@@ -84,6 +84,12 @@ def get_version(session: Session, rtype: str, rid: str, version_id: int) -> Stor
     return StoredResource(*row) if row else None
 
 
+def creator_of(session: Session, rtype: str, rid: str) -> str | None:
+    """Who wrote version 1 (the actor id the write path recorded): a note's author."""
+    return session.execute(sa.select(V.c.actor_id).where(
+        V.c.rtype == rtype, V.c.rid == rid, V.c.version_id == 1)).scalar_one_or_none()
+
+
 def insert_resource(
     session: Session, rtype: str, rid: str, content: str, last_updated: int
 ) -> int:

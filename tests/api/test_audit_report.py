@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from ehr_testing import sealed
 from sqlalchemy import Engine
 
 from ehr.api.audit_report import FIELDS
@@ -55,7 +56,7 @@ def _ndjson(client: Any, headers: dict[str, str], query: str = "") -> list[dict[
 
 
 def _count(engine: Engine) -> int:
-    with unit_of_work(engine, write=False) as session:
+    with unit_of_work(sealed(engine), write=False) as session:
         return repository.count(session, AuditFilter())
 
 
@@ -176,7 +177,7 @@ def test_permissions(client: Any, engine: Engine, users: dict[str, Any]) -> None
     before = _count(engine)
     refused = client.get(REPORT, headers=users["thera"])
     assert refused.status_code == 403 and refused.json()["detail"]
-    with unit_of_work(engine, write=False) as session:
+    with unit_of_work(sealed(engine), write=False) as session:
         last = repository.get_record(session, before + 1)
     assert last is not None
     assert (last.interaction, last.category, last.status) == ("audit-export", "security", 403)

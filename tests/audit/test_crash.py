@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from ehr_testing import sealed
 from sqlalchemy import Engine, create_engine, text
 
 from audit.test_concurrency import (
@@ -82,6 +83,9 @@ def test_sigkill_during_writes_leaves_writes_and_records_in_step(tmp_path: Path)
                     t.join(timeout=15)
                 assert sum(done) >= 30, f"too little load before the kill: {done}"
             settle(engine)
+            # Records committed by killed workers whose sealer had not run yet wait in
+            # audit_pending; the next seal (here, as `ehr audit verify` would) chains them.
+            sealed(engine)
 
             with engine.connect() as conn:
                 versions = conn.execute(text(
@@ -109,6 +113,7 @@ def test_sigkill_during_writes_leaves_writes_and_records_in_step(tmp_path: Path)
                 read = httpx.get(f"{again.base}/fhir/Patient/{created.json()['id']}",
                                  headers=headers, timeout=10)
                 assert read.status_code == 200
+            sealed(engine)
             # The token, the create and the read, appended after the crash on the same chain.
             with engine.connect() as conn:
                 after = conn.execute(text("SELECT interaction FROM audit_record WHERE seq > :s "

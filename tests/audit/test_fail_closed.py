@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ehr_testing import sealed
 from sqlalchemy import Engine, text
 
 from ehr.audit.canonical import GENESIS, link
@@ -45,14 +46,23 @@ def refuse_insert(engine: Engine, table: str, column: str, value: str) -> Iterat
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
 
+@contextmanager
+def refuse_records(engine: Engine, actor: str) -> Iterator[None]:
+    """Refuse the records of ``actor`` wherever a request writes them: the pending table (the
+    PostgreSQL server's sealer chains them later) and the chain itself (SQLite, inline)."""
+    with refuse_insert(engine, "audit_pending", "actor_id", actor), \
+            refuse_insert(engine, "audit_record", "actor_id", actor):
+        yield
+
+
 def count(engine: Engine, sql: str, **params: Any) -> int:
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         return int(conn.execute(text(sql), params).scalar_one())
 
 
 def chain_ok(engine: Engine) -> int:
     prev, seq = GENESIS, 0
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         for row in conn.execute(text(
                 "SELECT seq, body, prev_hash, hash FROM audit_record ORDER BY seq")):
             seq += 1
@@ -72,7 +82,7 @@ def test_read_without_its_record_returns_503_and_no_data(
     pid = client.post("/fhir/Patient", headers=FHIR_JSON, json={
         "resourceType": "Patient", "name": [{"family": SECRET_NAME}]}).json()["id"]
     before = chain_ok(engine)
-    with refuse_insert(engine, "audit_record", "actor_id", "doomed"):
+    with refuse_records(engine, "doomed"):
         headers = doomed(app, bearer_header)
         for url in (f"/fhir/Patient/{pid}", f"/fhir/Patient?family={SECRET_NAME}",
                     f"/fhir/Patient/{pid}/_history"):
@@ -85,13 +95,14 @@ def test_read_without_its_record_returns_503_and_no_data(
         assert client.get(f"/fhir/Patient/{pid}").status_code == 200
     assert chain_ok(engine) == before + 1
     assert count(engine, "SELECT count(*) FROM audit_record WHERE actor_id = 'doomed'") == 0
+    assert count(engine, "SELECT count(*) FROM audit_pending WHERE actor_id = 'doomed'") == 0
 
 
 def test_write_without_its_record_stores_nothing(
         app: Any, client: Any, engine: Engine, bearer_header: Any) -> None:
     pid = client.post("/fhir/Patient", headers=FHIR_JSON, json={
         "resourceType": "Patient", "name": [{"family": "Kept"}]}).json()["id"]
-    with refuse_insert(engine, "audit_record", "actor_id", "doomed"):
+    with refuse_records(engine, "doomed"):
         headers = doomed(app, bearer_header)
         created = client.post("/fhir/Patient", headers=headers, json={
             "resourceType": "Patient", "name": [{"family": SECRET_NAME}]})
@@ -123,7 +134,7 @@ def test_a_write_the_database_rejects_is_still_recorded(client: Any, engine: Eng
         assert response.json()["resourceType"] == "OperationOutcome"
     assert count(engine, "SELECT count(*) FROM resource WHERE rid = 'rejected'") == 0
     assert count(engine, "SELECT count(*) FROM resource_version WHERE rid = 'rejected'") == 0
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         rows = conn.execute(text("SELECT body FROM audit_record WHERE seq > :s ORDER BY seq"),
                             {"s": before}).all()
     [record] = [json.loads(r[0]) for r in rows]
@@ -151,7 +162,7 @@ def test_a_unique_violation_is_recorded(client: Any, engine: Engine) -> None:
     response = client.put(f"/fhir/Patient/{pid}", headers=FHIR_JSON,
                           json={"resourceType": "Patient", "id": pid, "active": True})
     assert response.status_code >= 400, response.text
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         rows = conn.execute(text("SELECT body FROM audit_record WHERE seq > :s ORDER BY seq"),
                             {"s": before}).all()
     [record] = [json.loads(r[0]) for r in rows]

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+from ehr_testing import sealed
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
@@ -31,16 +32,17 @@ _COLUMNS = ("interaction", "outcome", "status", "actor_id", "actor_kind", "rtype
 class Trail:
     """The audit trail as a test reads it: records appended since the last look."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, app: Any = None) -> None:
         self.engine = engine
+        self.app = app
         self.mark = self.head()
 
     def head(self) -> int:
-        with self.engine.connect() as conn:
+        with sealed(self.engine, self.app).connect() as conn:
             return int(conn.execute(text("SELECT seq FROM audit_head WHERE id = 1")).scalar_one())
 
     def new(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with sealed(self.engine, self.app).connect() as conn:
             rows = conn.execute(text(
                 f"SELECT seq, body, {', '.join(_COLUMNS)} FROM audit_record WHERE seq > :s "
                 "ORDER BY seq"), {"s": self.mark}).mappings().all()
@@ -80,7 +82,7 @@ def _agrees(body: dict[str, Any], row: Any) -> None:
 def chain_ok(engine: Engine) -> int:
     """Walk the whole chain: contiguous seq, linked and recomputable hashes, head = last."""
     prev, seq = GENESIS, 0
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         for row in conn.execute(text(
                 "SELECT seq, body, prev_hash, hash FROM audit_record ORDER BY seq")):
             seq += 1
@@ -93,9 +95,9 @@ def chain_ok(engine: Engine) -> int:
 
 
 @pytest.fixture
-def trail(engine: Engine, client: Any) -> Trail:
+def trail(engine: Engine, client: Any, app: Any) -> Trail:
     client.headers.update({"User-Agent": UA})
-    return Trail(engine)
+    return Trail(engine, app)
 
 
 def rid() -> str:

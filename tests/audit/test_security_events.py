@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import typer
 from auth.signing import STRONG_PASSWORD, es384_key
+from ehr_testing import sealed
 from sqlalchemy import Engine, text
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -31,7 +32,7 @@ WRONG = "not the password at all"
 
 
 def records(engine: Engine, since: int = 0) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         rows = conn.execute(text("SELECT body, category, interaction, actor_id FROM "
                                  "audit_record WHERE seq > :s ORDER BY seq"), {"s": since})
         out = []
@@ -44,7 +45,7 @@ def records(engine: Engine, since: int = 0) -> list[dict[str, Any]]:
 
 
 def bodies(engine: Engine) -> str:
-    with engine.connect() as conn:
+    with sealed(engine).connect() as conn:
         return "\n".join(r[0] for r in conn.execute(text("SELECT body FROM audit_record")))
 
 

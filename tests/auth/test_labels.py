@@ -117,6 +117,17 @@ def every_read_path(client: Any, n: Notes, headers: dict[str, str]) -> dict[str,
         response = client.get(url, headers=headers)
         assert response.status_code == 200, response.text
         out[name] = note in ids(response.json())
+    # Searches that would betray the note without returning it: a _has on the patient, and a
+    # chain from the unlabelled note through relatesTo to the labelled one.
+    label = f"{ACT_CODE}|PSYTHPN"
+    reverse = client.get(f"/fhir/Patient?_id={pid}&_has:DocumentReference:subject:_security="
+                         f"{label}", headers=headers)
+    assert reverse.status_code == 200, reverse.text
+    out["has"] = pid in ids(reverse.json())
+    chain = client.get(f"/fhir/DocumentReference?relatesto:DocumentReference._security={label}",
+                       headers=headers)
+    assert chain.status_code == 200, chain.text
+    out["chain"] = n.plain in ids(chain.json())
     batch = client.post("/fhir", headers=headers, json={
         "resourceType": "Bundle", "type": "batch", "entry": [
             {"request": {"method": "GET", "url": f"DocumentReference/{note}"}},
@@ -135,11 +146,11 @@ def every_read_path(client: Any, n: Notes, headers: dict[str, str]) -> dict[str,
 HIDDEN = {"read": 404, "vread": 404, "history-instance": 404, "search": False,
           "search-label": False, "include": False, "revinclude": False, "history-type": False,
           "history-system": False, "batch-read": "404", "batch-search": False,
-          "transaction": 404}
+          "transaction": 404, "has": False, "chain": False}
 SHOWN = {"read": 200, "vread": 200, "history-instance": 200, "search": True,
          "search-label": True, "include": True, "revinclude": True, "history-type": True,
          "history-system": True, "batch-read": "200", "batch-search": True,
-         "transaction": 200}
+         "transaction": 200, "has": True, "chain": True}
 
 
 def test_psychotherapy_note_hidden_from_team(client: Any, notes: Notes) -> None:

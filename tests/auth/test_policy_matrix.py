@@ -75,6 +75,9 @@ def make(rtype: str, patient: str) -> dict[str, Any]:
                        "agent": [{"who": author}]},
         "Immunization": {"status": "completed", "vaccineCode": text, "patient": subject,
                          "occurrenceDateTime": "2024-01-02"},
+        "Encounter": {"status": "planned", "subject": subject, "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}},
+        "AdverseEvent": {"actuality": "actual", "subject": subject},
     }
     return {"resourceType": rtype, **bodies[rtype]}
 

@@ -151,3 +151,50 @@ def test_set_password_clears_lock(engine: Engine, users: Users,
     with unit_of_work(engine) as s:
         users.set_password(s, "alice", "another long passphrase")
     assert _login(engine, users, "alice", "another long passphrase")
+
+
+def test_set_roles_replaces_them_and_needs_at_least_one(engine: Engine, users: Users) -> None:
+    _create(engine, users, "alice", roles=["nurse"])
+    with unit_of_work(engine) as s:
+        changed = users.set_roles(s, "Alice", ["therapist", "physician"])
+    assert changed.roles == {"therapist", "physician"}
+    with unit_of_work(engine) as s:
+        stored = users.get(s, "alice")
+    assert stored is not None and stored.roles == {"therapist", "physician"}
+    for roles in ([], ["surgeon"]):
+        with pytest.raises(BadRequest), unit_of_work(engine) as s:
+            users.set_roles(s, "alice", roles)
+    with pytest.raises(NotFound), unit_of_work(engine) as s:
+        users.set_roles(s, "ghost", ["nurse"])
+
+
+def test_physician_role_stays_while_an_npi_or_dea_is_recorded(engine: Engine,
+                                                              users: Users) -> None:
+    _create(engine, users, "alice", npi="1234567893")
+    with pytest.raises(BadRequest) as refused, unit_of_work(engine) as s:
+        users.set_roles(s, "alice", ["nurse"])
+    assert refused.value.issues[0].expression == ("role",)
+    with unit_of_work(engine) as s:
+        users.set_links(s, "alice", practitioner=None, npi=None, dea=None)
+        assert users.set_roles(s, "alice", ["nurse"]).roles == {"nurse"}
+
+
+def test_set_links_validates_like_creation_and_clears(engine: Engine, users: Users) -> None:
+    _create(engine, users, "alice")
+    _create(engine, users, "nora", roles=["nurse"])
+    with unit_of_work(engine) as s:
+        linked = users.set_links(s, "alice", practitioner="Practitioner/p1",
+                                 npi=" 1234567893 ", dea="ab1234563")
+    assert (linked.practitioner, linked.npi, linked.dea) == \
+        ("Practitioner/p1", "1234567893", "AB1234563")
+    with pytest.raises(BadRequest) as refused, unit_of_work(engine) as s:
+        users.set_links(s, "alice", practitioner="Patient/1", npi="1234567890",
+                        dea="AB1234564")
+    assert [i.expression for i in refused.value.issues] == \
+        [("practitioner",), ("npi",), ("dea",)]
+    with pytest.raises(BadRequest) as nurse, unit_of_work(engine) as s:
+        users.set_links(s, "nora", practitioner=None, npi="1234567893", dea=None)
+    assert nurse.value.issues[0].expression == ("npi",)
+    with unit_of_work(engine) as s:
+        cleared = users.set_links(s, "alice", practitioner=None, npi=None, dea=None)
+    assert (cleared.practitioner, cleared.npi, cleared.dea) == (None, None, None)

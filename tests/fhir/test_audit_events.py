@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from ehr_testing import sealed
 from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import Engine
 
@@ -80,12 +81,12 @@ def _events(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _record_count(engine: Engine) -> int:
-    with unit_of_work(engine, write=False) as session:
+    with unit_of_work(sealed(engine), write=False) as session:
         return repository.count(session, AuditFilter())
 
 
 def _last_record(engine: Engine) -> repository.AuditRow:
-    with unit_of_work(engine, write=False) as session:
+    with unit_of_work(sealed(engine), write=False) as session:
         row = repository.get_record(session, repository.count(session, AuditFilter()))
     assert row is not None
     return row
