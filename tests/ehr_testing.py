@@ -10,7 +10,7 @@ import ehr.audit.tables
 import ehr.auth.access_tables
 import ehr.auth.tables
 import ehr.clinical.ledger.tables  # noqa: F401  (every table on the metadata, for wipe)
-from ehr.audit import immutability
+from ehr.audit import immutability, sealer
 from ehr.audit.canonical import GENESIS
 from ehr.store.schema import table_names
 
@@ -52,6 +52,9 @@ def sealed(engine: Engine, app: Any = None) -> Engine:
 def wipe(engine: Engine) -> None:
     """Empty every table; the append-only triggers are lifted for that, and put back."""
     names = [n for n in table_names() if n != "alembic_version"]
+    # An earlier test's app may still have its sealer thread reading the audit tables; the
+    # TRUNCATE below would deadlock with it.
+    sealer.pause_all()
     with engine.begin() as conn:
         others = immutability.other_tables(conn)
         immutability.remove_tables(conn, others)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from ehr.audit.sequencer import Sequencer, has_pending
 from ehr.db import unit_of_work
@@ -24,10 +25,12 @@ log = logging.getLogger("ehr.audit")
 Clock = Callable[[], int]
 
 
-def settle(engine: Engine, sequencer: Sequencer, clock: Clock, *, look_first: bool = True) -> int:
+def settle(engine: Engine, sequencer: Sequencer, clock: Clock, *, look_first: bool = True,
+           lock_timeout_ms: int | None = None) -> int:
     """Seal every record committed before this call; returns how many were sealed.
 
     ``look_first``: check without the lock whether anything waits (most calls find nothing).
+    ``lock_timeout_ms``: give up (an error) rather than wait longer for a table or row lock.
     """
     if look_first:
         with unit_of_work(engine, write=False) as session:
@@ -36,6 +39,8 @@ def settle(engine: Engine, sequencer: Sequencer, clock: Clock, *, look_first: bo
     total = 0
     while True:
         with unit_of_work(engine) as session:
+            if lock_timeout_ms and engine.dialect.name == "postgresql":
+                session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
             sealed = sequencer.seal(session, clock())
         total += sealed
         if sealed < sequencer.batch:
@@ -51,6 +56,9 @@ class BackgroundSealer:
     """
 
     RETRIES = 5
+    # A background seal never waits long for a lock (a schema change, a TRUNCATE by an
+    # operator): it gives up, and the records wait for the next seal.
+    LOCK_TIMEOUT_MS = 2000
 
     def __init__(self, engine: Engine, sequencer: Sequencer, clock: Clock, interval_s: float,
                  idle_s: float = 30.0) -> None:
@@ -64,6 +72,7 @@ class BackgroundSealer:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closing = threading.Event()
+        _SEALERS.add(self)
 
     def notify(self) -> None:
         self._wake.set()
@@ -76,14 +85,24 @@ class BackgroundSealer:
                                                 daemon=True)
                 self._thread.start()
 
-    def close(self) -> None:
-        """Stop the thread and seal what is left (a graceful shutdown)."""
+    def _stop_thread(self) -> None:
         with self._lock:
             self._closing.set()
             thread = self._thread
         self._wake.set()
         if thread is not None and thread.is_alive():
             thread.join(timeout=10)
+
+    def pause(self) -> None:
+        """Stop the thread without sealing; the next ``notify`` starts it again."""
+        self._stop_thread()
+        with self._lock:
+            self._closing.clear()
+            self._wake.clear()
+
+    def close(self) -> None:
+        """Stop the thread and seal what is left (a graceful shutdown)."""
+        self._stop_thread()
         try:
             settle(self.engine, self.sequencer, self.clock)
         except Exception:  # shutting down: the records stay pending for the next seal
@@ -102,7 +121,8 @@ class BackgroundSealer:
                 return  # close() seals what is left
             self._wake.clear()
             try:
-                settle(self.engine, self.sequencer, self.clock, look_first=False)
+                settle(self.engine, self.sequencer, self.clock, look_first=False,
+                       lock_timeout_ms=self.LOCK_TIMEOUT_MS)
                 failures = 0
             except Exception:  # the records stay pending: the next seal anywhere takes them
                 failures += 1
@@ -110,3 +130,13 @@ class BackgroundSealer:
                             exc_info=True)
                 if failures < self.RETRIES and not self._closing.wait(0.05 * 2 ** failures):
                     self._wake.set()
+
+
+_SEALERS: weakref.WeakSet[BackgroundSealer] = weakref.WeakSet()
+
+
+def pause_all() -> None:
+    """Stop every background sealer thread of this process (each restarts on its next commit):
+    for whoever must briefly hold the audit tables alone, e.g. a test resetting its database."""
+    for sealer in list(_SEALERS):
+        sealer.pause()
