@@ -26,7 +26,7 @@ from pathlib import Path
 
 import procs
 import wrk_run
-from measure import EHR, HERE, ROOT, fresh_database
+from measure import EHR, HERE, ROOT, analyze, fresh_database
 
 USER, PASSWORD = "bench-physician", "bench-physician-password"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -132,6 +132,8 @@ def main() -> int:
             token = _token(args.port)
             if round_no == 0:
                 ids_file.write_text("\n".join(_seed(args.port, token, args.patients)) + "\n")
+                # Production runs autovacuum; without statistics the planner works blind.
+                analyze(url)
             headers = [f"Authorization: Bearer {token}"] if auth else []
             base = f"http://127.0.0.1:{args.port}"
             row: dict[str, float] = {}

@@ -26,8 +26,12 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+# One encoder for every record: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(record)
 
 
 def link(prev_hash: str, body: str) -> str:

@@ -117,11 +117,12 @@ class AuditRecorder:
         for sealer in sealers:
             sealer.close()
 
-    def _background(self, session: Session) -> bool:
+    def _background(self, session: Session) -> Engine | None:
+        """The engine whose sealer will chain this session's records (None: chain them now)."""
         if self.seal_interval_ms <= 0:
-            return False
+            return None
         engine = _engine(session)
-        return engine is not None and engine.dialect.name == "postgresql"
+        return engine if engine is not None and engine.dialect.name == "postgresql" else None
 
     def mark(self, session: Session) -> int:
         """A point to roll the queue back to when a savepoint (a batch entry) is undone."""
@@ -141,9 +142,10 @@ class AuditRecorder:
         pending = list(queue)
         queue.clear()
         try:
-            if self._background(session):
+            engine = self._background(session)
+            if engine is not None:
                 self.sequencer.enqueue(session, pending)
-                session.info[_ENQUEUED] = True
+                session.info[_ENQUEUED] = engine
             else:
                 self.sequencer.append(session, pending, self.clock())
         except SQLAlchemyError as exc:
@@ -151,9 +153,7 @@ class AuditRecorder:
                 "The audit trail could not be written; nothing was done") from exc
 
     def _wake_sealer(self, session: Session) -> None:
-        if not session.info.pop(_ENQUEUED, False):
-            return
-        engine = _engine(session)
+        engine = session.info.pop(_ENQUEUED, None)
         if engine is None:
             return
         sealer = self._sealers.get(engine)

@@ -75,6 +75,10 @@ class BackgroundSealer:
         _SEALERS.add(self)
 
     def notify(self) -> None:
+        # Under load the thread is awake already: the flag stays set until its next seal starts,
+        # and a thread never ends while it is set. Every commit calls this: no lock then.
+        if self._wake.is_set() and self._thread is not None and self._pid == os.getpid():
+            return
         self._wake.set()
         with self._lock:
             alive = (self._thread is not None and self._thread.is_alive()

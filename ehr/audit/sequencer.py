@@ -28,8 +28,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 import sqlalchemy as sa
 from sqlmodel import Session
 
@@ -56,19 +57,30 @@ COLUMNS = ("time", "category", "interaction", "outcome", "status", "actor_id", "
 SEAL_BATCH = 1000
 _PENDING_COLUMNS = (*COLUMNS, "body_head", "body_tail", "patients")
 _PG_TAKE = "SELECT id, body_head, body_tail FROM audit_pending ORDER BY id LIMIT %s"
-_PG_SEAL_RECORDS = (
+# Python sends only what it computed: the pending ids in chain order, the first number and the
+# hashes (64 hex characters each, one text); the database joins each body around its number
+# itself (the DELETE trigger checks that join) and copies the columns and patients. Plain text
+# parameters, not arrays of bodies: the driver escapes arrays element by element in Python.
+_PG_NUMBERED = (
+    "SELECT u.n, u.id, %(first)s::bigint + u.n - 1 AS seq "
+    "FROM unnest(string_to_array(%(ids)s, ',')::bigint[]) WITH ORDINALITY AS u(id, n)")
+_PG_SEAL = (
+    f"WITH u AS ({_PG_NUMBERED}), sealed AS ("
     f"INSERT INTO audit_record ({', '.join(COLUMNS)}, seq, body, prev_hash, hash, pending_id) "
-    f"SELECT {', '.join('p.' + c for c in COLUMNS)}, u.seq, u.body, u.prev, u.hash, p.id "
-    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
-    "AS u(id, seq, body, prev, hash) JOIN audit_pending p ON p.id = u.id ORDER BY u.seq")
-_PG_SEAL_PATIENTS = (
-    "INSERT INTO audit_patient (seq, patient_id) SELECT DISTINCT u.seq, j.value "
-    "FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, seq) JOIN audit_pending p ON p.id = u.id "
+    f"SELECT {', '.join('p.' + c for c in COLUMNS)}, u.seq, "
+    "p.body_head || u.seq::text || p.body_tail, "
+    "CASE WHEN u.n = 1 THEN %(prev)s ELSE substr(%(hashes)s, (u.n::int - 2) * 64 + 1, 64) END, "
+    "substr(%(hashes)s, (u.n::int - 1) * 64 + 1, 64), p.id "
+    "FROM u JOIN audit_pending p ON p.id = u.id ORDER BY u.n RETURNING seq, pending_id) "
+    "INSERT INTO audit_patient (seq, patient_id) SELECT DISTINCT s.seq, j.value "
+    "FROM sealed s JOIN audit_pending p ON p.id = s.pending_id "
     "CROSS JOIN LATERAL json_array_elements_text(p.patients::json) AS j(value) "
     "WHERE p.patients IS NOT NULL")
-_PG_SEALED = "DELETE FROM audit_pending WHERE id = ANY(%s)"
+_PG_SEALED = "DELETE FROM audit_pending WHERE id = ANY(string_to_array(%s, ',')::bigint[])"
+# Server-side placeholders ($n, a RawCursor): the driver sends the text as it is, with no
+# parsing per execution.
 _PG_ENQUEUE = (f"INSERT INTO audit_pending ({', '.join(_PENDING_COLUMNS)}) "
-               f"VALUES ({', '.join(['%s'] * len(_PENDING_COLUMNS))})")
+               f"VALUES ({', '.join(f'${n}' for n in range(1, len(_PENDING_COLUMNS) + 1))})")
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ class Sequencer:
         params = [tuple(r[c] for c in _PENDING_COLUMNS) for r in rows]
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
-        cursor = dbapi.cursor()
+        cursor = psycopg.RawCursor(cast(psycopg.Connection[Any], dbapi))
         try:
             if len(params) == 1:
                 cursor.execute(_PG_ENQUEUE, params[0])
@@ -177,27 +189,23 @@ class Sequencer:
 
     def _seal_pending_pg(self, session: Session, head: _Head) -> int:
         """The same steps with the columns and patients copied inside the database: Python
-        fetches only what it hashes and sends arrays, a few statements per batch."""
+        fetches only what it hashes and sends back the hashes, three statements per batch."""
         conn = session.connection()
         rows = conn.exec_driver_sql(_PG_TAKE, (self.batch,)).all()
         if not rows:
             return 0
         seq, prev = head.seq, head.hash
-        ids, seqs, bodies, prevs, hashes = [], [], [], [], []
+        ids, hashes = [], []
         sha256 = hashlib.sha256
         for pending_id, body_head, body_tail in rows:
             seq += 1
-            body = f"{body_head}{seq}{body_tail}"
-            digest = sha256(f"{prev}\n{body}".encode()).hexdigest()
-            ids.append(pending_id)
-            seqs.append(seq)
-            bodies.append(body)
-            prevs.append(prev)
-            hashes.append(digest)
-            prev = digest
-        conn.exec_driver_sql(_PG_SEAL_RECORDS, (ids, seqs, bodies, prevs, hashes))
-        conn.exec_driver_sql(_PG_SEAL_PATIENTS, (ids, seqs))
-        conn.exec_driver_sql(_PG_SEALED, (ids,))
+            prev = sha256(f"{prev}\n{body_head}{seq}{body_tail}".encode()).hexdigest()
+            ids.append(str(pending_id))
+            hashes.append(prev)
+        id_list = ",".join(ids)
+        conn.exec_driver_sql(_PG_SEAL, {"ids": id_list, "first": head.seq + 1,
+                                        "prev": head.hash, "hashes": "".join(hashes)})
+        conn.exec_driver_sql(_PG_SEALED, (id_list,))
         head.seq, head.hash = seq, prev
         return len(rows)
 
@@ -231,14 +239,17 @@ class Sequencer:
             checkpoint(session, self.signer, head.seq, head.hash, now)
             values.update(checkpoint_seq=head.seq, checkpoint_time=now)
             head.checkpoint_seq, head.checkpoint_time = head.seq, now
-        session.execute(sa.update(HEAD).where(HEAD.c.id == 1).values(**values))
+        session.execute(_MOVE_HEAD, values)
+
+
+# Built once: every seal runs both, and building a statement costs more than running it.
+_LOCK_HEAD = (sa.select(HEAD.c.seq, HEAD.c.hash, HEAD.c.checkpoint_seq, HEAD.c.checkpoint_time)
+              .where(HEAD.c.id == 1).with_for_update())
+_MOVE_HEAD = sa.update(HEAD).where(HEAD.c.id == 1)
 
 
 def _lock(session: Session) -> _Head:
-    row = session.execute(
-        sa.select(HEAD.c.seq, HEAD.c.hash, HEAD.c.checkpoint_seq, HEAD.c.checkpoint_time)
-        .where(HEAD.c.id == 1).with_for_update()
-    ).one()
+    row = session.execute(_LOCK_HEAD).one()
     return _Head(int(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
 

@@ -9,6 +9,7 @@ SQLite and PostgreSQL unless marked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -95,6 +96,30 @@ def test_pending_records_are_chained_once_with_their_patients(engine: Engine,
     assert [tuple(p) for p in patients] == [(1, "p1"), (2, "a"), (2, "b"), (3, "p3")]
     report = check(engine, settings)
     assert report.intact and report.records == 3 and report.pending == 0, report.summary()
+
+
+def test_successive_seals_continue_the_chain_with_bodies_joined_in_the_database(
+        engine: Engine, settings: Settings) -> None:
+    # PostgreSQL joins each body and cuts each hash from one parameter: the second seal's first
+    # record must link to the head the first seal left, and text JSON escapes must survive.
+    odd = AccessEvent("read", "Patient", 'é"\\\u2028,', 1, patients=("ü", "a,b"),
+                      detail={"reason": "line\nbreak ☃"})
+    enqueue(engine, event(1), odd)
+    assert seal(engine) == 2
+    enqueue(engine, odd, event(4), event(5, ("x",)))
+    assert seal(engine) == 3
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT seq, body, prev_hash, hash FROM audit_record "
+                                 "ORDER BY seq")).all()
+        patients = conn.execute(text("SELECT seq, patient_id FROM audit_patient "
+                                     "ORDER BY seq, patient_id")).all()
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert all(r.prev_hash == p.hash for p, r in itertools.pairwise(rows))
+    assert json.loads(rows[2].body)["resource"]["id"] == 'é"\\\u2028,'
+    assert [tuple(p) for p in patients] == [
+        (1, "p1"), (2, "a,b"), (2, "ü"), (3, "a,b"), (3, "ü"), (4, "p4"), (5, "x")]
+    report = check(engine, settings)
+    assert report.intact and report.records == 5, report.summary()
 
 
 def test_a_rolled_back_request_leaves_nothing(engine: Engine) -> None:

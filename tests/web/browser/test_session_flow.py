@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
 from typing import Any
 
 from clinical.dosing.world import MINUTE, PASSWORD, Clinic
 
 from web.browser.conftest import screenshot
+from web.signing_in import PASSWORD as WEB_PASSWORD
+from web.signing_in import make_user
 from web.test_session_pages import open_clinic
 
 FLOW = "session"
@@ -100,6 +105,31 @@ def test_physician_runs_a_session_from_check_in_to_discharge(web_app: Any,
     tablet.wait_for_url("**done=discharged")
     assert tablet.locator("#session-phase").inner_text() == "Discharged"
     screenshot(tablet, FLOW, "7-discharged")
+    compliance_finds_the_session(web_app, tablet, clinic)
+
+
+def compliance_finds_the_session(web_app: Any, tablet: Any, clinic: Clinic) -> None:
+    """The compliance officer finds that session in the audit log and exports it."""
+    make_user(web_app, "officer-flow", "compliance")
+    tablet.get_by_role("button", name="Sign out").click()
+    tablet.wait_for_url("**/login")
+    tablet.get_by_label("User name").fill("officer-flow")
+    tablet.get_by_label("Password").fill(WEB_PASSWORD)
+    tablet.get_by_role("button", name="Sign in").click()
+    tablet.wait_for_url("**/compliance/audit")
+    tablet.get_by_label("Patient id").fill(clinic.patient)
+    tablet.get_by_label("User", exact=True).fill("physician-user")
+    tablet.get_by_role("button", name="Search").click()
+    table = tablet.locator("tbody").inner_text()
+    assert "MedicationAdministration/" in table and "Encounter/" in table
+    screenshot(tablet, "compliance", "2-session-in-audit-log")
+    with tablet.expect_download() as download_info:
+        tablet.get_by_role("link", name="Export CSV").click()
+    rows = list(csv.DictReader(io.StringIO(
+        Path(download_info.value.path()).read_text(encoding="utf-8"))))
+    assert rows and all(clinic.patient in row["patients"] for row in rows)
+    assert {"MedicationAdministration", "Encounter"} <= {row["resource_type"] for row in rows}
+    assert {row["actor"] for row in rows} == {"physician-user"}
 
 
 def test_therapist_is_refused_dose_charting(web_app: Any, tablet: Any) -> None:
