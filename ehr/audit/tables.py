@@ -20,7 +20,25 @@ from sqlmodel import Field, SQLModel
 from ehr.store.tables import BigKey  # also: the naming convention on the shared metadata
 
 
-class AuditRecordRow(SQLModel, table=True):
+class AuditColumns(SQLModel):
+    """The searchable columns a record has both while pending and once chained."""
+
+    time: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    category: str = Field(sa_type=sa.String(16), nullable=False)
+    interaction: str = Field(sa_type=sa.String(64), nullable=False)
+    outcome: str = Field(sa_type=sa.String(16), nullable=False)
+    status: int = Field(nullable=False)
+    actor_id: str | None = Field(default=None, sa_type=sa.String(128))
+    actor_kind: str | None = Field(default=None, sa_type=sa.String(16))
+    rtype: str | None = Field(default=None, sa_type=sa.String(64))
+    rid: str | None = Field(default=None, sa_type=sa.String(64))
+    version_id: int | None = Field(default=None)
+    request_id: str | None = Field(default=None, sa_type=sa.String(64))
+    purpose: str | None = Field(default=None, sa_type=sa.String(16))
+    protected: bool = Field(default=False, nullable=False)
+
+
+class AuditRecordRow(AuditColumns, table=True):
     __tablename__ = "audit_record"
     __table_args__ = (
         sa.Index("ix_audit_record_time", "time"),
@@ -32,19 +50,6 @@ class AuditRecordRow(SQLModel, table=True):
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True,
                                          autoincrement=False))
-    time: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
-    category: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    interaction: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    outcome: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    status: int = Field(nullable=False)
-    actor_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
-    actor_kind: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
-    rtype: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    rid: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    version_id: int | None = Field(default=None)
-    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    purpose: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
-    protected: bool = Field(default=False, nullable=False)
     body: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     prev_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
@@ -52,7 +57,7 @@ class AuditRecordRow(SQLModel, table=True):
     pending_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
 
 
-class AuditPendingRow(SQLModel, table=True):
+class AuditPendingRow(AuditColumns, table=True):
     """A committed record waiting for its number: the searchable columns, the canonical body
     cut around ``seq`` (``canonical.split``) and the patients as a JSON array."""
 
@@ -61,19 +66,6 @@ class AuditPendingRow(SQLModel, table=True):
     __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigKey, primary_key=True))
-    time: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
-    category: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    interaction: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    outcome: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    status: int = Field(nullable=False)
-    actor_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
-    actor_kind: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
-    rtype: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    rid: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    version_id: int | None = Field(default=None)
-    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    purpose: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
-    protected: bool = Field(default=False, nullable=False)
     body_head: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     body_tail: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     patients: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
