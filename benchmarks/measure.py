@@ -55,11 +55,11 @@ def fresh_database(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def analyze(url: str) -> None:
+def analyze(url: str, statement: str = "ANALYZE") -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(text(statement))
     finally:
         engine.dispose()
 

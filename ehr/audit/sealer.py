@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from ehr.audit.sequencer import Sequencer, has_pending
 from ehr.db import unit_of_work
@@ -39,9 +39,7 @@ def settle(engine: Engine, sequencer: Sequencer, clock: Clock, *, look_first: bo
     total = 0
     while True:
         with unit_of_work(engine) as session:
-            if lock_timeout_ms and engine.dialect.name == "postgresql":
-                session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-            sealed = sequencer.seal(session, clock())
+            sealed = sequencer.seal(session, clock(), lock_timeout_ms=lock_timeout_ms)
         total += sealed
         if sealed < sequencer.batch:
             return total

@@ -27,7 +27,7 @@ from ehr.audit.checkpoints import take_checkpoint
 from ehr.audit.events import AccessEvent
 from ehr.audit.recorder import AuditRecorder, build_pending
 from ehr.audit.sealer import settle
-from ehr.audit.sequencer import Sequencer
+from ehr.audit.sequencer import CheckpointPolicy, Sequencer
 from ehr.config import Settings
 from ehr.context import RequestContext
 from ehr.db import unit_of_work
@@ -249,3 +249,55 @@ def test_racing_sealers_leave_one_chain_without_gaps(engine: Engine, settings: S
     assert rids == total  # each record exactly once
     report = check(engine, settings)
     assert report.intact and report.records == total, report.summary()
+
+
+def test_a_seal_signs_a_checkpoint_when_one_is_due(engine: Engine, settings: Settings) -> None:
+    sequencer = Sequencer(signer(settings), CheckpointPolicy(every_records=3))
+
+    def seal_now() -> int:
+        with unit_of_work(engine) as session:
+            return sequencer.seal(session, clock())
+
+    enqueue(engine, event(1), event(2))
+    assert seal_now() == 2  # never signed: due at once
+    enqueue(engine, event(3), event(4))
+    assert seal_now() == 2  # 2 records since the last one: not due
+    enqueue(engine, event(5))
+    assert seal_now() == 1  # 3 records since: due, signed at the end of this seal
+    with engine.connect() as conn:
+        checkpoints = conn.execute(text("SELECT seq, hash FROM audit_checkpoint "
+                                        "ORDER BY seq")).all()
+        head = conn.execute(text("SELECT seq, hash, checkpoint_seq FROM audit_head")).one()
+    assert [c.seq for c in checkpoints] == [2, 5]
+    assert tuple(head) == (5, checkpoints[-1].hash, 5)
+    report = check(engine, settings)
+    assert report.intact and report.records == 5 and report.checkpoints == 2, report.summary()
+
+
+def test_a_background_seal_gives_up_on_a_held_lock_and_leaves_records_pending(
+        engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite seals inside the writing transaction: there is no lock to wait for")
+    enqueue(engine, event(1))
+    sequencer = Sequencer()
+    with engine.connect() as holder:
+        holder.execute(text("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+        started = time.monotonic()
+        with pytest.raises(DBAPIError, match="lock"):
+            settle(engine, sequencer, clock, look_first=False, lock_timeout_ms=200)
+        assert time.monotonic() - started < 5
+        holder.rollback()
+    assert (count(engine, "audit_pending"), count(engine, "audit_record")) == (1, 0)
+    # The setting was local to the failed seal's transaction: the next seal waits normally.
+    assert settle(engine, sequencer, clock, look_first=False) == 1
+    assert (count(engine, "audit_pending"), count(engine, "audit_record")) == (0, 1)
+
+
+def test_the_pending_queue_is_vacuumed_by_dead_rows_not_by_share(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no autovacuum")
+    with engine.connect() as conn:
+        options = conn.execute(text(
+            "SELECT reloptions FROM pg_class WHERE relname = 'audit_pending'")).scalar_one()
+    assert "autovacuum_vacuum_scale_factor=0" in options
+    assert "autovacuum_vacuum_threshold=2000" in options
