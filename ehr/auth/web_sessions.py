@@ -115,5 +115,20 @@ class WebSessions:
         return True
 
 
+    def end_others(self, session: Session, username: str, keep: str | None) -> int:
+        """End every live session of ``username`` but the one behind ``keep`` (after a password
+        change, whoever learnt the old password is signed out everywhere); returns how many."""
+        kept = _digest(keep) if keep else ""
+        now = to_micros(self.clock())
+        rows = session.exec(select(WebSessionRow).where(
+            WebSessionRow.username == username, WebSessionRow.ended_at.is_(None),  # type: ignore[union-attr]
+            WebSessionRow.token_hash != kept)).all()
+        for row in rows:
+            row.ended_at = now
+            session.add(row)
+        session.flush()
+        return len(rows)
+
+
 def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())

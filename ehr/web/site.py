@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ehr.auth.break_glass import BreakGlass
+from ehr.web.account import build_account_router
 from ehr.web.admin import build_admin_router
 from ehr.web.compliance import build_compliance_router
 from ehr.web.eligibility_pages import build_eligibility_router
@@ -34,6 +35,7 @@ def install_web(app: FastAPI, pages: Pages, break_glass: BreakGlass) -> None:
     app.include_router(build_ledger_actions_router(pages))
     app.include_router(build_session_router(pages))
     app.include_router(build_note_router(pages))
+    app.include_router(build_account_router(pages))
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, exc: SignInRequired) -> Response:

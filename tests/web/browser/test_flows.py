@@ -63,3 +63,32 @@ def test_compliance_finds_access_and_exports_it(web_app: Any, tablet: Any) -> No
     records = list(csv.DictReader(io.StringIO(text)))
     assert records and all(pid in r["patients"] for r in records)
     assert any(r["actor"] == "drseen" for r in records)
+
+
+def test_a_user_changes_their_own_password(web_app: Any, tablet: Any) -> None:
+    make_user(web_app, "nurseann", "nurse")
+    sign_in(tablet, "nurseann")
+    tablet.wait_for_url("**/patients")
+    tablet.get_by_role("link", name="Nurseann (nurse)").click()
+    tablet.wait_for_url("**/account")
+    new = "tablet passphrase 2026"
+    tablet.get_by_label("Current password").fill("not the password")
+    tablet.get_by_label("New password", exact=True).fill(new)
+    tablet.get_by_label("The new password again").fill(new)
+    tablet.get_by_role("button", name="Change password").click()
+    assert tablet.get_by_text("That is not your current password.").is_visible()
+    assert tablet.get_by_label("Current password").get_attribute("aria-invalid") == "true"
+    screenshot(tablet, "account", "1-wrong-current-password")
+    tablet.get_by_label("Current password").fill(PASSWORD)
+    tablet.get_by_label("New password", exact=True).fill(new)
+    tablet.get_by_label("The new password again").fill(new)
+    tablet.get_by_role("button", name="Change password").click()
+    tablet.wait_for_url("**/account?done=password")
+    assert tablet.get_by_text("Password changed.").is_visible()
+    screenshot(tablet, "account", "2-changed")
+    tablet.get_by_role("button", name="Sign out").click()
+    tablet.wait_for_url("**/login")
+    tablet.get_by_label("User name").fill("nurseann")
+    tablet.get_by_label("Password").fill(new)
+    tablet.get_by_role("button", name="Sign in").click()
+    tablet.wait_for_url("**/patients")
