@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from ehr.auth.clock import Clock, system_clock, to_micros
 from ehr.auth.roles import role_ceiling
@@ -114,14 +114,13 @@ class WebSessions:
         session.flush()
         return True
 
-
     def end_others(self, session: Session, username: str, keep: str | None) -> int:
         """End every live session of ``username`` but the one behind ``keep`` (after a password
         change, whoever learnt the old password is signed out everywhere); returns how many."""
         kept = _digest(keep) if keep else ""
         now = to_micros(self.clock())
         rows = session.exec(select(WebSessionRow).where(
-            WebSessionRow.username == username, WebSessionRow.ended_at.is_(None),  # type: ignore[union-attr]
+            WebSessionRow.username == username, col(WebSessionRow.ended_at).is_(None),
             WebSessionRow.token_hash != kept)).all()
         for row in rows:
             row.ended_at = now
