@@ -109,7 +109,10 @@ def patient_clause(res: Any, allowed: Any, directory: Iterable[str], *, one_row:
     if rtype in directory:
         return sa.true()
     if rtype == "Patient":
-        return sa.or_(allowed(res.c.rid), in_compartment)
+        # A Patient is in its own compartment only: it has no "patient" or "subject" reference
+        # parameter (a test keeps that true), and every subquery left in the statement is set
+        # up by PostgreSQL on each execution, taken or not.
+        return allowed(res.c.rid)
     return in_compartment
 
 

@@ -73,3 +73,12 @@ def test_reads_by_id_probe_indexes_instead_of_hashing(app: Any, client: Any, bea
                                                                  parameters))
             assert "hashed SubPlan" not in plan, plan
             assert "Seq Scan on search_token" not in plan, plan
+
+
+def test_a_patient_is_in_no_compartment_but_its_own() -> None:
+    # The read of a Patient checks its own id only (``patient_clause``): no Patient search
+    # parameter may index a reference under the names the compartment rule follows.
+    from ehr.fhir.search.params import search_params_for
+
+    names = {p.name for p in search_params_for("Patient")}
+    assert names and not names & set(repo.PATIENT_PARAMS)
