@@ -12,7 +12,6 @@ by ``application_name``).
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import threading
@@ -21,19 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import procs
+
 URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_security_overhead"
 WORK = Path("/tmp/ehr-bench-security")
 BASE = "http://testserver/fhir"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_cpu(path: str) -> float:
-    try:
-        with open(path, encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _backends_cpu(engine: Any, name: str) -> float:
@@ -42,18 +33,18 @@ def _backends_cpu(engine: Any, name: str) -> float:
     with engine.connect() as conn:
         pids = [p for (p,) in conn.execute(sa.text(
             "SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": name})]
-    return sum(_stat_cpu(f"/proc/{pid}/stat") for pid in pids)
+    return procs.cpu_seconds(pids)
 
 
 def _sealers_cpu(engine: Any) -> float:
     """CPU of the threads this process runs for ``engine``'s audit sealer."""
-    total = 0.0
+    tids = []
     for thread in threading.enumerate():
         target = getattr(thread, "_target", None)
         owner = getattr(getattr(target, "__self__", None), "engine", None)
         if thread.name == "ehr-audit-sealer" and owner is engine and thread.native_id:
-            total += _stat_cpu(f"/proc/self/task/{thread.native_id}/stat")
-    return total
+            tids.append(thread.native_id)
+    return procs.cpu_seconds(tids, task="self")
 
 
 def _app(config: str) -> tuple[Any, Any, Callable[[str], int]]:

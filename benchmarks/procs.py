@@ -52,6 +52,29 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(pids: list[int], task: str = "") -> tuple[float, float]:
+    """User and system CPU seconds the processes (``task``: that thread of this process,
+    ``pids`` then being thread ids) used so far; gone ones count nothing."""
+    user = system = 0
+    for pid in pids:
+        path = f"/proc/self/task/{pid}/stat" if task else f"/proc/{pid}/stat"
+        try:
+            with open(path, encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return user / TICK, system / TICK
+
+
+def cpu_seconds(pids: list[int], task: str = "") -> float:
+    return sum(cpu_times(pids, task))
+
+
 def worker_pids(root: int) -> list[int]:
     """uvicorn's worker processes under ``root``; ``root`` itself when it serves in-process."""
     kids = [k for k in _children(root) if "resource_tracker" not in _cmdline(k)]

@@ -20,7 +20,7 @@ from pathlib import Path
 import procs
 import wrk_run
 from measure import EHR, HERE, ROOT, analyze
-from security_overhead import TICK, _backends, _env, _token
+from security_overhead import _backends, _env, _token
 
 CONFIGS = {"A": (False, False, None), "B": (True, False, None), "C": (True, True, None),
            "L": (True, True, "0")}
@@ -34,20 +34,6 @@ def _config(name: str) -> tuple[bool, bool, str | None]:
     if name.startswith("C") and name[1:].isdigit():
         return True, True, name[1:]
     raise SystemExit(f"unknown configuration {name!r}")
-
-
-def _times(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds the processes used so far."""
-    user = system = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            user += int(fields[11])
-            system += int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return user / TICK, system / TICK
 
 
 def main() -> int:
@@ -67,7 +53,7 @@ def main() -> int:
                     headers=headers)
         workers = procs.worker_pids(server.pid)
         backends = _backends(URL)
-        before = (_times(workers), _times(backends))
+        before = (procs.cpu_times(workers), procs.cpu_times(backends))
         out = WORK / f"profile_{name}_{kind}.raw"
         spy = None
         if spy_on:
@@ -79,7 +65,7 @@ def main() -> int:
                           script_args=sargs, headers=headers)
         if spy is not None:
             spy.wait()
-        after = (_times(workers), _times(backends))
+        after = (procs.cpu_times(workers), procs.cpu_times(backends))
     per = 1000 / max(res.requests, 1)
     for label, b, a in zip(("server", "database"), before, after, strict=True):
         print(f"  {label}: user {(a[0] - b[0]) * per:.2f} ms + system "

@@ -29,22 +29,6 @@ import wrk_run
 from measure import EHR, HERE, ROOT, analyze, fresh_database
 
 USER, PASSWORD = "bench-physician", "bench-physician-password"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes used so far (/proc/<pid>/stat)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / TICK
-
-
 def _backends(url: str) -> list[int]:
     """The PostgreSQL backends serving the benchmark database (the server's pool)."""
     import sqlalchemy as sa
@@ -147,12 +131,12 @@ def main() -> int:
                 # CPU per request of the server's workers and their database backends: unlike
                 # req/s it hardly depends on what else runs on the machine.
                 workers, backends = procs.worker_pids(server.pid), _backends(url)
-                app_before, db_before = _cpu_s(workers), _cpu_s(backends)
+                app_before, db_before = procs.cpu_seconds(workers), procs.cpu_seconds(backends)
                 res = wrk_run.run(base, connections=8, seconds=args.seconds, script=script,
                                   script_args=sargs, headers=headers)
                 per = 1000 / max(res.requests, 1)
-                app_ms = (_cpu_s(workers) - app_before) * per
-                db_ms = (_cpu_s(backends) - db_before) * per
+                app_ms = (procs.cpu_seconds(workers) - app_before) * per
+                db_ms = (procs.cpu_seconds(backends) - db_before) * per
                 cpu_ms = app_ms + db_ms
                 row[kind] = res.rps
                 row[f"{kind}_non2xx"] = res.non_2xx
