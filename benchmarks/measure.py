@@ -55,13 +55,24 @@ def fresh_database(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def analyze(url: str, statement: str = "ANALYZE") -> None:
+def maintain(url: str, statement: str) -> None:
+    """Run a statement that cannot run in a transaction (ANALYZE, VACUUM)."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.execute(text(statement))
     finally:
         engine.dispose()
+
+
+def analyze(url: str) -> None:
+    maintain(url, "ANALYZE")
+
+
+def vacuum_audit_queue(url: str) -> None:
+    """The audit queue gains a dead row per audited request; production's autovacuum clears it
+    after 2,000 (its migration sets that), and these machines run with autovacuum off."""
+    maintain(url, "VACUUM audit_pending")
 
 
 def env_for(url: str, var_dir: Path) -> dict[str, str]:

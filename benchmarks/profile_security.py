@@ -19,7 +19,7 @@ from pathlib import Path
 
 import procs
 import wrk_run
-from measure import EHR, HERE, ROOT, analyze
+from measure import EHR, HERE, ROOT, vacuum_audit_queue
 from security_overhead import _backends, _env, _token
 
 CONFIGS = {"A": (False, False, None), "B": (True, False, None), "C": (True, True, None),
@@ -45,7 +45,7 @@ def main() -> int:
     port = 18492
     script = HERE / "wrk" / f"{kind}.lua"
     sargs = [str(WORK / "ids.txt")] if kind == "read" else []
-    analyze(URL, "VACUUM audit_pending")
+    vacuum_audit_queue(URL)
     with procs.Server(EHR, port, 2, env, WORK / f"profile_{name}.log") as server:
         headers = [f"Authorization: Bearer {_token(port)}"] if auth else []
         base = f"http://127.0.0.1:{port}"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import procs
 import wrk_run
-from measure import EHR, HERE, ROOT, analyze, fresh_database
+from measure import EHR, HERE, ROOT, analyze, fresh_database, vacuum_audit_queue
 
 USER, PASSWORD = "bench-physician", "bench-physician-password"
 def _backends(url: str) -> list[int]:
@@ -112,9 +112,7 @@ def main() -> int:
     for round_no, name in enumerate(order):
         auth, audit, interval = known[name]
         env = _env(url, var, auth=auth, audit=audit, seal_interval_ms=interval)
-        # The audit queue gains a dead row per request; production's autovacuum clears it
-        # after 2,000 (see its migration), these machines run without autovacuum.
-        analyze(url, "VACUUM audit_pending")
+        vacuum_audit_queue(url)
         with procs.Server(EHR, args.port, 2, env, work / f"server_{name}.log") as server:
             token = _token(args.port)
             if round_no == 0:
