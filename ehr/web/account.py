@@ -13,11 +13,23 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ehr.audit.events import AccessEvent
+from ehr.auth.passwords import check_password_policy
 from ehr.db import unit_of_work
 from ehr.errors import EhrError
 from ehr.web.pages import COOKIE, Page, Pages
 
 WRONG_CURRENT = "That is not your current password."
+
+
+def _policy_problem(password: str, min_length: int) -> str | None:
+    """What the password policy says against ``password`` (checked before the current password
+    is, so a bad new one costs no password check and no failed attempt)."""
+    try:
+        check_password_policy(password, min_length=min_length)
+    except EhrError as err:
+        text = err.diagnostics
+        return text[:1].upper() + text[1:] + "."
+    return None
 
 
 def build_account_router(pages: Pages) -> APIRouter:
@@ -51,6 +63,8 @@ def build_account_router(pages: Pages) -> APIRouter:
             fields["current"] = "Enter your current password."
         if len(new) < min_length:
             fields["password"] = f"A password needs at least {min_length} characters."
+        elif (policy := _policy_problem(new, min_length)) is not None:
+            fields["password"] = policy
         elif new == current:
             fields["password"] = "Choose a password different from the current one."
         elif form.get("password2", "") != new:
@@ -66,11 +80,7 @@ def build_account_router(pages: Pages) -> APIRouter:
             if checked.user is None:
                 return {"current": WRONG_CURRENT}
             with unit_of_work(pages.engine, write=True) as session:
-                try:
-                    users.set_password(session, username, new)
-                except EhrError as err:
-                    session.rollback()
-                    return {"password": " ".join(i.diagnostics for i in err.issues)}
+                users.set_password(session, username, new)
                 ended = pages.sessions.end_others(session, username,
                                                   request.cookies.get(COOKIE))
                 pages.pipeline.recorder.record(session, page.ctx, AccessEvent(

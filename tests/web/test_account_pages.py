@@ -114,3 +114,13 @@ def test_a_password_change_needs_the_pages_csrf_token(web_app: Any) -> None:
     forged = change(client, PASSWORD, NEW_PASSWORD, csrf="forged")
     assert forged.status_code == 403
     assert sign_in(TestClient(web_app, follow_redirects=False), "adam").status_code == 303
+
+
+def test_a_new_password_the_policy_refuses_is_refused_before_any_password_check(
+        web_app: Any) -> None:
+    make_user(web_app, "rita", "therapist")
+    client = signed_in(web_app, "rita")
+    blank = change(client, PASSWORD, " " * 20)
+    assert blank.status_code == 422 and "blank" in field_error(blank.text, "password")
+    assert security_events(web_app, "login-failed") == []
+    assert sign_in(TestClient(web_app, follow_redirects=False), "rita").status_code == 303
