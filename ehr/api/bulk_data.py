@@ -24,7 +24,7 @@ from ehr.context import SYSTEM, Actor, RequestContext
 from ehr.db import unit_of_work
 from ehr.errors import Issue, NotFound
 from ehr.fhir.api import base_url, request_context
-from ehr.fhir.bulk_export import NDJSON, export_dir
+from ehr.fhir.bulk_export import NDJSON, NOTICE_TYPE, export_dir
 from ehr.fhir.bundles import outcome_bytes
 from ehr.fhir.http import FHIR_JSON
 from ehr.fhir.pipeline import Pipeline
@@ -39,9 +39,11 @@ _JOB = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _manifest(job: ExportJob) -> dict[str, object]:
+    files = job.output or []
     return {"transactionTime": instants.instant(job.transaction_time),
             "request": job.request_url, "requiresAccessToken": True,
-            "output": job.output or [], "error": []}
+            "output": [f for f in files if f["type"] != NOTICE_TYPE],
+            "error": [f for f in files if f["type"] == NOTICE_TYPE]}
 
 
 def build_bulk_data_router(engine: Engine, pipeline: Pipeline,

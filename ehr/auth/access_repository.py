@@ -15,7 +15,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from ehr.auth.access_tables import AccessGrantRow, BreakGlassRow, CareTeamMemberRow
-from ehr.store.tables import ResourceRow, ResourceVersionRow, SearchReference, SearchToken
+from ehr.store.tables import (
+    CONSENT_PROVISION_TYPE,
+    ResourceRow,
+    ResourceVersionRow,
+    SearchDate,
+    SearchReference,
+    SearchToken,
+)
 
 M = CareTeamMemberRow.__table__  # type: ignore[attr-defined]
 B = BreakGlassRow.__table__  # type: ignore[attr-defined]
@@ -24,6 +31,7 @@ R = ResourceRow.__table__  # type: ignore[attr-defined]
 V = ResourceVersionRow.__table__  # type: ignore[attr-defined]
 REF = SearchReference.__table__  # type: ignore[attr-defined]
 TOK = SearchToken.__table__  # type: ignore[attr-defined]
+DATE = SearchDate.__table__  # type: ignore[attr-defined]
 
 # Reference parameters that place a resource in a patient's compartment.
 PATIENT_PARAMS = ("patient", "subject")
@@ -141,18 +149,24 @@ def psychotherapy_clause(res: Any, username: Any, *, one_row: bool = False
     return sa.or_(sa.not_(_labelled(res, PSYCHOTHERAPY, one_row)), authored, granted)
 
 
-def part2_clause(res: Any, client_id: Any, *, one_row: bool = False) -> ColumnElement[bool]:
+def part2_clause(res: Any, client_id: Any, now: Any, *, one_row: bool = False
+                 ) -> ColumnElement[bool]:
     """42 CFR Part 2 records outside the treating team: only under an active Consent for the
-    record's patient that names the system client (``Device/<client_id>``) in
-    provision.actor."""
+    record's patient whose root provision permits (``type`` = permit) the system client
+    (``Device/<client_id>`` in provision.actor), within its provision.period if it has one."""
     consent = R.alias()
-    c_patient, c_actor, c_status, own = REF.alias(), REF.alias(), TOK.alias(), REF.alias()
+    c_patient, c_actor, own = REF.alias(), REF.alias(), REF.alias()
+    c_status, c_type, c_period = TOK.alias(), TOK.alias(), DATE.alias()
+    outside_period = sa.exists(sa.select(_ONE).select_from(c_period).where(
+        c_period.c.res_pk == consent.c.pk, c_period.c.param == _literal("period"),
+        sa.or_(c_period.c.low > now, c_period.c.high <= now)))
     consented = _exists(
         sa.select(_ONE)
         .select_from(consent)
         .join(c_patient, c_patient.c.res_pk == consent.c.pk)
         .join(c_actor, c_actor.c.res_pk == consent.c.pk)
         .join(c_status, c_status.c.res_pk == consent.c.pk)
+        .join(c_type, c_type.c.res_pk == consent.c.pk)
         .join(own, own.c.target_id == c_patient.c.target_id)
         .where(
             consent.c.rtype == _literal("Consent"), consent.c.deleted.is_(False),
@@ -160,6 +174,9 @@ def part2_clause(res: Any, client_id: Any, *, one_row: bool = False) -> ColumnEl
             c_actor.c.target_type == _literal("Device"),
             c_actor.c.target_id == client_id,
             c_status.c.param == _literal("status"), c_status.c.code == _literal("active"),
+            c_type.c.param == _literal(CONSENT_PROVISION_TYPE),
+            c_type.c.code == _literal("permit"),
+            sa.not_(outside_period),
             own.c.res_pk == res.c.pk, own.c.param.in_(constants(PATIENT_PARAMS)),
             own.c.target_type == _literal("Patient"),
         ), one_row)
@@ -205,6 +222,14 @@ def add_member(session: Session, patient_id: str, member: str, source: str, now:
     if exists is None:
         session.execute(sa.insert(M).values(patient_id=patient_id, member=member, source=source,
                                             created_at=now))
+
+
+def remove_members(session: Session, patient_id: str, members: Iterable[str], source: str
+                   ) -> int:
+    """Drop the rows ``source`` (e.g. ``registration``) gives these members; returns how many."""
+    return len(session.execute(sa.delete(M).where(
+        M.c.patient_id == patient_id, M.c.member.in_(list(members)), M.c.source == source)
+        .returning(M.c.id)).all())
 
 
 def members_of(session: Session, patient_id: str) -> list[tuple[str, str]]:

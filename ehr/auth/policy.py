@@ -161,7 +161,8 @@ class PolicyGuard:
                                                one_row=one_row))
         if access.is_client:
             client: Any = sa.bindparam("ehr_client") if one_row else access.actor.id
-            parts.append(repo.part2_clause(res, client, one_row=one_row))
+            at: Any = sa.bindparam("ehr_now") if one_row else access.now
+            parts.append(repo.part2_clause(res, client, at, one_row=one_row))
         return sa.and_(*parts)
 
     @lru_cache(maxsize=1024)  # noqa: B019
@@ -184,7 +185,7 @@ class PolicyGuard:
             # The user key twice when no Practitioner is linked: IN (a, a) is IN (a).
             params.update(ehr_member=keys[0], ehr_practitioner=keys[-1], ehr_now=access.now)
         if access.is_client:
-            params["ehr_client"] = access.actor.id
+            params.update(ehr_client=access.actor.id, ehr_now=access.now)
         return params
 
     def fetch_visible(self, session: Session, ctx: RequestContext, rtype: str, rid: str

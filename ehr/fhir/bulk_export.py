@@ -27,13 +27,14 @@ from ehr.audit.events import AccessEvent
 from ehr.clinical.notes.exclusion import excluded_from_bulk_text
 from ehr.context import RequestContext
 from ehr.db import unit_of_work
-from ehr.errors import BadRequest, EhrError, Forbidden
+from ehr.errors import BadRequest, EhrError, Forbidden, Issue, outcome_of
 from ehr.fhir import canonical_json
 from ehr.fhir.everything import parse_since, parse_types
 from ehr.fhir.http import FhirResponse
 from ehr.fhir.interactions import Exchange
 from ehr.fhir.operations import Operation, OperationRegistry
 from ehr.fhir.pipeline import Pipeline
+from ehr.fhir.reader import REDISCLOSURE_NOTICE, part2_text
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.store import compartment, export_jobs
 
@@ -46,6 +47,8 @@ NEVER_EXPORTED = frozenset({"Parameters", "OperationOutcome", "Bundle", "AuditEv
 _KNOWN = frozenset({"_type", "_since", "_outputFormat", "_typeFilter", "patient",
                     "includeAssociatedData", "_elements"})
 _HEARTBEAT_EVERY = 5000
+# Files of this type are messages about the export (the manifest's ``error`` list), not data.
+NOTICE_TYPE = "OperationOutcome"
 
 
 def export_dir(pipeline: Pipeline) -> Path:
@@ -178,6 +181,7 @@ class ExportRunner:
         outputs: list[dict[str, Any]] = []
         patients: set[str] = set()
         written = 0
+        part2 = False
         for index, rtype in enumerate(spec["types"]):
             path = folder / f"{rtype}.ndjson"
             count = 0
@@ -190,6 +194,7 @@ class ExportRunner:
                         continue
                     out.write(row.content)
                     out.write("\n")
+                    part2 = part2 or part2_text(row.content)
                     if row.patient:
                         patients.add(row.patient)
                     count += 1
@@ -205,6 +210,14 @@ class ExportRunner:
             if index % 20 == 0 and not self._update(
                     job.job_id, progress=f"{index + 1} of {len(spec['types'])} types"):
                 return None
+        if part2:
+            # 42 CFR 2.32: the disclosure carries the notice, as the manifest's message file.
+            notice = folder / f"{NOTICE_TYPE}.ndjson"
+            notice.write_text(canonical_json.dumps_any(outcome_of(
+                [Issue("informational", REDISCLOSURE_NOTICE, "information")])) + "\n",
+                encoding="utf-8")
+            outputs.append({"type": NOTICE_TYPE, "url": file_url(base, job.job_id, notice.name),
+                            "count": 1})
         return outputs, patients
 
     def _finish(self, job: export_jobs.ExportJob, ctx: RequestContext,

@@ -87,11 +87,14 @@ def searchset(
                 f'"search":{{"mode":"{mode}"}}}}'
             )
     if result.warnings:
-        entries.append(
-            '{"resource":' + canonical_json.dumps_any(outcome_of(result.warnings))
-            + ',"search":{"mode":"outcome"}}'
-        )
+        entries.append(outcome_entry(result.warnings))
     return envelope("searchset", result.total, links, entries)
+
+
+def outcome_entry(issues: Sequence[Issue]) -> str:
+    """A searchset entry (search.mode outcome) carrying ``issues`` as an OperationOutcome."""
+    return ('{"resource":' + canonical_json.dumps_any(outcome_of(issues))
+            + ',"search":{"mode":"outcome"}}')
 
 
 def history(

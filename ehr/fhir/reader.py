@@ -28,20 +28,23 @@ REDISCLOSURE_HEADER = "X-Redisclosure-Notice"
 _PART2_CODES = ('"code":"SUD"', '"code":"42CFRPart2"')
 
 
-def part2_labelled(stored: StoredResource) -> bool:
-    """Whether a record carries a SUD / 42CFRPart2 security label (its notice is required)."""
-    text = stored.content
-    if not text or '"security"' not in text:
+def part2_text(text: str | None) -> bool:
+    """Whether a stored record's text carries a SUD / 42CFRPart2 security label (its notice
+    is then required)."""
+    # A cheap text test first: parsing every row of every page would tax all searches.
+    if not text or not any(c in text for c in _PART2_CODES):
         return False
     meta = canonical_json.loads(text).get("meta") or {}
     return any(isinstance(s, dict) and s.get("code") in ("SUD", "42CFRPart2")
                for s in meta.get("security") or [])
 
 
+def part2_labelled(stored: StoredResource) -> bool:
+    return part2_text(stored.content)
+
+
 def any_part2(rows: Sequence[StoredResource]) -> bool:
-    # A cheap text test first: parsing every row of every page would tax all searches.
-    return any(any(c in (r.content or "") for c in _PART2_CODES) and part2_labelled(r)
-               for r in rows)
+    return any(part2_text(r.content) for r in rows)
 
 
 @dataclass

@@ -108,6 +108,12 @@ class SearchToken(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 
+# A token row of no search parameter (only the common parameters' names start with "_", so no
+# search can ask for it): whether the actors a Consent's root provision names are permitted or
+# denied, which the access rule for 42 CFR Part 2 records must know.
+CONSENT_PROVISION_TYPE = "_provision-type"
+
+
 class SearchDate(SQLModel, table=True):
     __tablename__ = "search_date"
     __table_args__ = (

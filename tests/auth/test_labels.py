@@ -196,6 +196,17 @@ def test_compliance_sees_note_metadata_only(client: Any, notes: Notes) -> None:
     assert shown["type"]["text"] == "Integration note"
     assert shown["author"] == [{"reference": "Practitioner/t1"}]
     assert found.json()["total"] == 1
+    # A read by id, a version read and the instance history show the same listing.
+    for path in (notes.plain, f"{notes.plain}/_history/1"):
+        one = client.get(f"/fhir/DocumentReference/{path}", headers=notes.compliance)
+        assert one.status_code == 200, one.text
+        assert "content" not in one.json() and NOTE_TEXT not in one.text
+        assert REDACTED["code"] in {s["code"] for s in one.json()["meta"]["security"]}
+    versions = client.get(f"/fhir/DocumentReference/{notes.plain}/_history",
+                          headers=notes.compliance)
+    assert versions.status_code == 200 and "content" not in versions.text
+    assert client.get(f"/fhir/DocumentReference/{notes.note}",
+                      headers=notes.compliance).status_code == 404
     hist = client.get("/fhir/DocumentReference/_history", headers=notes.compliance)
     assert hist.status_code == 200
     assert ids(hist.json()) == {notes.plain}
@@ -208,17 +219,21 @@ def test_compliance_sees_note_metadata_only(client: Any, notes: Notes) -> None:
 # -- SUD / 42 CFR Part 2 ------------------------------------------------------------------
 
 
-def consent(pid: str, actor: str, status: str = "active") -> dict[str, Any]:
+def consent(pid: str, actor: str, status: str = "active", kind: str = "permit",
+            period: dict[str, str] | None = None) -> dict[str, Any]:
+    provision: dict[str, Any] = {"type": kind, "actor": [{
+        "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                             "v3-ParticipationType", "code": "IRCP"}]},
+        "reference": {"reference": actor}}]}
+    if period is not None:
+        provision["period"] = period
     return {"resourceType": "Consent", "status": status,
             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                   "consentscope", "code": "patient-privacy"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
             "patient": {"reference": f"Patient/{pid}"},
             "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
-            "provision": {"type": "permit", "actor": [{
-                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                     "v3-ParticipationType", "code": "IRCP"}]},
-                "reference": {"reference": actor}}]}}
+            "provision": provision}
 
 
 def sud_observation(pid: str, code: str = "SUD") -> dict[str, Any]:
@@ -259,6 +274,22 @@ def test_part2_records_for_team_with_notice(client: Any, notes: Notes) -> None:
     included = client.get(f"/fhir/Patient?_id={notes.patient}&_revinclude=Observation:subject",
                           headers=notes.doc).json()
     assert len(notice_entries(included)) == 1
+    # In a batch each entry that discloses one carries the notice in its outcome.
+    batch = client.post("/fhir", headers={**FHIR_JSON, **notes.doc}, json={
+        "resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "GET", "url": f"Observation/{rid}"}}
+            for rid in (sud, plain, part2)]}).json()
+    notices = [(e.get("response", {}).get("outcome") or {}).get("issue", [{}])[0]
+               .get("diagnostics") for e in batch["entry"]]
+    assert notices == [REDISCLOSURE_NOTICE, None, REDISCLOSURE_NOTICE]
+    # So does the patient's $everything, on the page that holds them.
+    everything = client.get(f"/fhir/Patient/{notes.patient}/$everything", headers=notes.doc)
+    assert {sud, part2} <= ids(everything.json())
+    assert len(notice_entries(everything.json())) == 1
+    other = post(client, {"resourceType": "Patient"})
+    post(client, {**sud_observation(other), "meta": {}})
+    clean = client.get(f"/fhir/Patient/{other}/$everything").json()
+    assert len(ids(clean)) == 2 and notice_entries(clean) == []
 
 
 def test_part2_records_for_system_client_need_consent(app: Any, client: Any, notes: Notes,
@@ -279,6 +310,16 @@ def test_part2_records_for_system_client_need_consent(app: Any, client: Any, not
     post(client, consent(notes.patient, "Device/analytics", status="inactive"))
     other = post(client, {"resourceType": "Patient"})
     post(client, consent(other, "Device/analytics"))
+    # A Consent that denies the client, or permits it only in another period, discloses nothing.
+    post(client, consent(notes.patient, "Device/analytics", kind="deny"))
+    post(client, consent(notes.patient, "Device/analytics",
+                         period={"start": "2020-01-01", "end": "2021-01-01"}))
+    post(client, consent(notes.patient, "Device/analytics", period={"start": "2999-01-01"}))
+    assert sees() == (404, False)
+    current = post(client, consent(notes.patient, "Device/analytics",
+                                   period={"start": "2020-01-01", "end": "2999-01-01"}))
+    assert sees() == (200, True)
+    assert client.delete(f"/fhir/Consent/{current}").status_code == 200
     assert sees() == (404, False)
     cid = post(client, consent(notes.patient, "Device/analytics"))
     assert sees() == (200, True)

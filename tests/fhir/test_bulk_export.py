@@ -10,11 +10,13 @@ from ehr_testing import sealed
 
 from ehr.audit import repository
 from ehr.audit.repository import AuditFilter, SortKey
+from ehr.clinical.terminology import ACT_CODE
 from ehr.db import unit_of_work
+from ehr.fhir.reader import REDISCLOSURE_NOTICE
 
 ASYNC = {"Prefer": "respond-async"}
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
-PSYTHPN = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSYTHPN"}
+PSYTHPN = {"system": ACT_CODE, "code": "PSYTHPN"}
 
 
 def post(client: Any, resource: dict[str, Any]) -> str:
@@ -79,6 +81,40 @@ def test_system_export_writes_ndjson_without_psychotherapy_notes(client: Any) ->
     assert {p["id"] for p in files["Patient"]} == {made["patient"], made["other"]}
     assert [o["id"] for o in files["Observation"]] == [made["obs"]]
     assert all(d["id"] != made["secret"] for d in files.get("DocumentReference", []))
+
+
+def test_part2_records_come_with_the_redisclosure_notice(client: Any) -> None:
+    made = seed(client)
+    plain = run_export(client, "/fhir/$export")
+    assert plain["error"] == []
+    sud = post(client, {"resourceType": "Observation", "status": "final",
+                        "meta": {"security": [{"system": ACT_CODE, "code": "SUD"}]},
+                        "code": {"text": "Alcohol use disorder screening"},
+                        "subject": {"reference": f"Patient/{made['patient']}"}})
+    # Outside the treating team a system client gets Part 2 records only under a Consent.
+    hidden = run_export(client, "/fhir/$export")
+    assert sud not in {o["id"] for o in lines(client, hidden)["Observation"]}
+    assert hidden["error"] == []
+    post(client, {"resourceType": "Consent", "status": "active",
+                  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                        "consentscope", "code": "patient-privacy"}]},
+                  "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                  "patient": {"reference": f"Patient/{made['patient']}"},
+                  "provision": {"type": "permit",
+                                "actor": [{"role": {"text": "recipient"},
+                                           "reference": {"reference": "Device/test-suite"}}]}})
+    manifest = run_export(client, "/fhir/$export")
+    assert sud in {o["id"] for o in lines(client, manifest)["Observation"]}
+    assert "OperationOutcome" not in {o["type"] for o in manifest["output"]}
+    [message] = manifest["error"]
+    assert message["type"] == "OperationOutcome" and message["count"] == 1
+    response = client.get(message["url"].removeprefix("http://testserver"))
+    assert response.status_code == 200
+    [outcome] = [json.loads(line) for line in response.text.splitlines() if line]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["diagnostics"] == REDISCLOSURE_NOTICE
+    # An export without the labelled record (a type filter) carries no notice.
+    assert run_export(client, "/fhir/$export", _type="Patient")["error"] == []
 
 
 def test_type_and_since_filters(client: Any) -> None:

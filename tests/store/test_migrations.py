@@ -7,6 +7,7 @@ database already holds tables made by ``create_all``).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import uuid
@@ -194,3 +195,26 @@ def test_concurrent_upgrades_on_postgresql_run_one_at_a_time(fresh_url: str) -> 
         assert migrate.check(engine) == []
     finally:
         engine.dispose()
+
+
+def test_consents_stored_before_the_provision_type_index_get_it(fresh_engine: Engine) -> None:
+    migrate.upgrade(fresh_engine, "5e1c0a7f3b21")
+    consents = {
+        "permits": {"resourceType": "Consent", "provision": {"type": "permit"}},
+        "denies": {"resourceType": "Consent", "provision": {"type": "deny"}},
+        "says-nothing": {"resourceType": "Consent", "status": "active"},
+    }
+    with fresh_engine.begin() as conn:
+        for rid, body in consents.items():
+            conn.execute(text(
+                "INSERT INTO resource (rtype, rid, version_id, last_updated, deleted, content) "
+                "VALUES ('Consent', :rid, 1, 1, :deleted, :content)"),
+                {"rid": rid, "deleted": False, "content": json.dumps(body)})
+
+    migrate.upgrade(fresh_engine)
+
+    with fresh_engine.connect() as conn:
+        indexed = dict(conn.execute(text(
+            "SELECT r.rid, t.code FROM search_token t JOIN resource r ON r.pk = t.res_pk "
+            "WHERE t.param = '_provision-type'")).all())
+    assert indexed == {"permits": "permit", "denies": "deny"}

@@ -18,6 +18,7 @@ from ehr.fhir.search.dates import parse_range, period_range
 from ehr.fhir.search.params import RESOURCE_TYPES, SearchParam, search_params_for
 from ehr.fhir.search.text import normalise
 from ehr.store.index_writer import IndexValues
+from ehr.store.tables import CONSENT_PROVISION_TYPE
 
 _SEGMENT = re.compile(r"^([A-Za-z]+(?:\[x\])?)(?:\((\w+)=([\w\-]+)\))?$")
 _REF_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
@@ -80,7 +81,16 @@ def index_values(rtype: str, resource: dict[str, Any]) -> IndexValues:
             continue
         for value in values_at(resource, param):
             _ADD[param.type](out, param, value)
+    if rtype == "Consent":
+        _add_provision_type(out, resource)
     return out
+
+
+def _add_provision_type(out: IndexValues, resource: dict[str, Any]) -> None:
+    provision = resource.get("provision")
+    kind = provision.get("type") if isinstance(provision, dict) else None
+    if isinstance(kind, str):
+        out.tokens.append((CONSENT_PROVISION_TYPE, None, kind, None))
 
 
 def _deceased(resource: dict[str, Any]) -> str:
