@@ -29,8 +29,9 @@ def _ref(node: Any) -> str | None:
 
 def care_team_members(resource: dict[str, Any]) -> list[tuple[str, str]]:
     patient = _ref(resource.get("subject"))
+    # A suspended team is halted: its members lose access until it is active again.
     if not patient or not patient.startswith("Patient/") or resource.get("status") in (
-        "inactive", "entered-in-error"):
+        "suspended", "inactive", "entered-in-error"):
         return []
     pid = patient.split("/")[1]
     members = [_ref(p.get("member")) for p in resource.get("participant", [])

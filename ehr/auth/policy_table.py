@@ -26,7 +26,8 @@ AUDIT_TYPES = frozenset({"AuditEvent"})
 POLICY: dict[Role, dict[str, str]] = {
     Role.PHYSICIAN: {CLINICAL: "cruds", DIRECTORY: "cruds", "AuditEvent": ""},
     Role.NURSE: {CLINICAL: "rs", DIRECTORY: "rs", "AuditEvent": "",
-                 "Observation": "cruds", "MedicationAdministration": "crus",
+                 # Vitals are corrected (entered-in-error), never deleted, by nurses.
+                 "Observation": "crus", "MedicationAdministration": "crus",
                  # Nurses run sessions (arrival, monitoring) and record adverse events.
                  "Encounter": "crus", "AdverseEvent": "crus"},
     Role.THERAPIST: {CLINICAL: "rs", DIRECTORY: "rs", "AuditEvent": "",

@@ -40,12 +40,13 @@ ROLE_CEILING: dict[Role, tuple[str, ...]] = {
                      "user/DocumentReference.cru",
                      "user/Composition.cru",
                      "user/Flag.cru"),
-    # Audit trail and provenance; note listings (type, date, author) whose content the policy
-    # layer strips. The controlled-substance ledger is added when it exists.
+    # Audit trail and provenance; notes as listings (type, date, author) whose content the
+    # policy layer strips, found by search or read by id. The controlled-substance ledger has
+    # permissions of its own (``ehr.clinical.ledger.permissions``).
     Role.COMPLIANCE: ("user/AuditEvent.rs",
                       "user/Provenance.rs",
-                      "user/DocumentReference.s",
-                      "user/Composition.s"),
+                      "user/DocumentReference.rs",
+                      "user/Composition.rs"),
     # Users and clients through the admin endpoints only: no clinical data at all.
     Role.ADMIN: (),
 }

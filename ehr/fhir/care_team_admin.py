@@ -3,7 +3,9 @@ listing a patient's participants and removing one.
 
 Membership is a participant in the patient's CareTeam resource, so it is visible to every FHIR
 client and goes through the one write path (the care-team hook then updates the access rows).
-A user without a Practitioner resource gets one, linked to the account.
+A user without a Practitioner resource gets one, linked to the account. The clinician who
+registered a patient is a member too, without a CareTeam (``REGISTRATION``): listed and
+removable here like the others.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from ehr.auth import access_repository as access
 from ehr.auth.users import Users
 from ehr.context import RequestContext
 from ehr.errors import NotFound
@@ -24,6 +27,8 @@ from ehr.fhir.writer import Writer
 from ehr.store.repository import get_current
 
 CARE_TEAM_SYSTEM = "urn:ehr:care-team"
+# The membership source of the user who registered the patient (``ehr.auth.care_teams``).
+REGISTRATION = "registration"
 
 
 def _practitioner_for(writer: Writer, users: Users, session: Session, username: str) -> str:
@@ -82,7 +87,7 @@ def add_to_care_team(
 class Participant:
     """One member of one of the patient's CareTeam resources, with the user it belongs to."""
 
-    team: str  # CareTeam id
+    team: str  # CareTeam id; empty for the registering clinician's membership
     team_status: str
     member: str  # the reference, e.g. Practitioner/123
     username: str | None
@@ -103,7 +108,9 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
                            users: Users, patient_id: str) -> list[Participant]:
     """Every participant of every CareTeam about the patient (inactive teams included, marked
     by their status: they grant no access)."""
-    accounts = {u.practitioner: u for u in users.list(session) if u.practitioner}
+    everyone = users.list(session)
+    accounts = {u.practitioner: u for u in everyone if u.practitioner}
+    accounts.update({f"User/{u.username}": u for u in everyone})
     out = []
     for rid, team in _teams(pipeline, session, ctx, patient_id):
         for part in team.get("participant") or []:
@@ -116,6 +123,12 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
                                    user.username if user else None,
                                    user.display_name if user else str(member.get("display")
                                                                       or "")))
+    for ref, source in access.members_of(session, patient_id):
+        if source == REGISTRATION:
+            user = accounts.get(ref)
+            out.append(Participant("", "registered the patient", ref,
+                                   user.username if user else None,
+                                   user.display_name if user else ""))
     return out
 
 
@@ -124,14 +137,17 @@ def remove_from_care_team(
     patient_id: str, member: str,
 ) -> list[str]:
     """Take ``member`` (a user name or a reference such as ``Practitioner/123``) off every
-    CareTeam about the patient; returns the ids of the teams changed. The care-team hook
-    then drops the access it gave."""
+    CareTeam about the patient, and end the membership registering the patient gave them;
+    returns what changed (``CareTeam/<id>``, ``registration``). The care-team hook drops the
+    access the teams gave."""
     ref = member.strip()
+    keys = {ref}
     if "/" not in ref:
         user = users.get(session, ref)
-        if user is None or not user.practitioner:
-            raise NotFound(f"no user {ref!r} linked to a Practitioner", expression=("member",))
-        ref = user.practitioner
+        if user is None:
+            raise NotFound(f"no user {ref!r}", expression=("member",))
+        keys = {f"User/{user.username}", *([user.practitioner] if user.practitioner else [])}
+        ref = user.practitioner or f"User/{user.username}"
     writer = Writer(pipeline, session, ctx)
     changed = []
     for rid, team in _teams(pipeline, session, ctx, patient_id):
@@ -145,7 +161,9 @@ def remove_from_care_team(
         else:
             team.pop("participant", None)
         writer.update("CareTeam", rid, team)
-        changed.append(rid)
+        changed.append(f"CareTeam/{rid}")
+    if access.remove_members(session, patient_id, keys, REGISTRATION):
+        changed.append(REGISTRATION)
     if not changed:
         raise NotFound(f"{ref} is not on a care team of Patient/{patient_id}",
                        expression=("member",))

@@ -174,7 +174,7 @@ def build_admin_router(pages: Pages) -> APIRouter:
                 else "patient"
             return await run_in_threadpool(teams_page, page, err.status, form=form,
                                            errors={field: err.diagnostics})
-        changed = ", ".join(f"CareTeam/{t}" for t in teams)
+        changed = ", ".join(teams)
         return await run_in_threadpool(teams_page, page, form={"patient": patient}, messages=[
             {"kind": "ok", "text": f"{member} was removed from the care team of "
                                    f"Patient/{patient} ({changed})."}])

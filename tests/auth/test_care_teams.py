@@ -125,14 +125,19 @@ def test_care_team_participants_change_access_at_once(app: Any, client: Any,
     assert client.put(f"/fhir/CareTeam/{team_id}", json=removed,
                       headers=FHIR_JSON).status_code == 200
     assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 404
-    # An inactive team grants nothing; deleting the team removes access too.
+    # A suspended or inactive team grants nothing; deleting the team removes access too.
     again = post(client, team(pid, "Practitioner/drwho"))
     assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 200
     assert client.delete(f"/fhir/CareTeam/{again}").status_code == 200
     assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 404
-    inactive = {**team(pid, "Practitioner/drwho"), "status": "inactive"}
-    post(client, inactive)
-    assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 404
+    for status in ("inactive", "suspended", "entered-in-error"):
+        post(client, {**team(pid, "Practitioner/drwho"), "status": status})
+        assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 404
+    resumed = post(client, {**team(pid, "Practitioner/drwho"), "status": "suspended"})
+    assert client.put(f"/fhir/CareTeam/{resumed}", json={
+        **team(pid, "Practitioner/drwho"), "id": resumed, "status": "active"},
+        headers=FHIR_JSON).status_code == 200
+    assert client.get(f"/fhir/Observation/{obs}", headers=doc).status_code == 200
 
 
 def test_episode_of_care_manager_grants_access(app: Any, client: Any,

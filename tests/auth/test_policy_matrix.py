@@ -207,6 +207,15 @@ def test_matrix_covers_allowed_and_refused() -> None:
     assert not any(expected_allowed(Role.ADMIN, t, i) for t in TYPES for i in INTERACTIONS)
 
 
+def test_the_table_grants_nothing_the_role_ceiling_takes_away() -> None:
+    """The table is the policy as it takes effect: no letter of it is cut by a role's token
+    ceiling, so reading the table tells what a role can do."""
+    cut = {(role.value, rtype, letter) for role in ROLES for rtype in {*TYPES, *TRAIL_TYPES}
+           for letter in role_permissions(role, rtype)
+           if not role_ceiling([role.value]).allows("user", rtype, letter)}
+    assert cut == set()
+
+
 # -- system clients: scopes decide exactly -------------------------------------------------
 
 

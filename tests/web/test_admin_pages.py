@@ -210,3 +210,40 @@ def test_admin_sees_and_removes_care_team_members(web_app: Any, admin: TestClien
     missing = admin.post("/admin/care-teams", data={"csrf": token, "patient": pid,
                                                     "username": "ghost"})
     assert missing.status_code == 404 and "ghost" in field_error(missing.text, "username")
+
+
+def test_the_registering_clinician_is_listed_and_removable(web_app: Any,
+                                                           admin: TestClient) -> None:
+    make_user(web_app, "drreg", "physician", practitioner="Practitioner/drreg")
+    make_user(web_app, "drnolink", "physician")
+    api = TestClient(web_app)
+    made = {}
+    for username in ("drreg", "drnolink"):
+        token = api.post("/auth/token", data={"grant_type": "password", "username": username,
+                                              "password": PASSWORD}).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+        created = api.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=bearer)
+        assert created.status_code == 201, created.text
+        pid = created.json()["id"]
+        assert api.get(f"/fhir/Patient/{pid}", headers=bearer).status_code == 200
+        made[username] = (pid, bearer)
+
+    pid, bearer = made["drreg"]
+    listed = admin.get("/admin/care-teams", params={"patient": pid})
+    assert 'name="member" value="Practitioner/drreg"' in listed.text
+    assert "registered the patient" in listed.text
+    removed = admin.post("/admin/care-teams/remove", data={
+        "csrf": csrf_of(listed.text), "patient": pid, "member": "Practitioner/drreg"})
+    assert removed.status_code == 200, removed.text
+    assert "registration" in removed.text
+    assert "Nobody is on a care team of this patient" in removed.text
+    assert api.get(f"/fhir/Patient/{pid}", headers=bearer).status_code == 404
+
+    # A user with no Practitioner is a member under their user name, removable by it.
+    pid, bearer = made["drnolink"]
+    listed = admin.get("/admin/care-teams", params={"patient": pid})
+    assert 'name="member" value="User/drnolink"' in listed.text
+    removed = admin.post("/admin/care-teams/remove", data={
+        "csrf": csrf_of(listed.text), "patient": pid, "member": "drnolink"})
+    assert removed.status_code == 200, removed.text
+    assert api.get(f"/fhir/Patient/{pid}", headers=bearer).status_code == 404
