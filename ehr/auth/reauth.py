@@ -58,7 +58,7 @@ class SigningAssertions:
         self.clock = clock
 
     def issue(self, session: Session, username: str, password: str,
-              action: str = "") -> IssuedAssertion | None:
+              action: str) -> IssuedAssertion | None:
         """Check the password (a failure counts toward lockout); None when refused.
 
         Returns rather than raises on refusal so the caller commits the failure count first.
@@ -75,7 +75,7 @@ class SigningAssertions:
         return IssuedAssertion(token, ttl)
 
     def verify(self, session: Session, token: str, expected_user: str,
-               action: str | None = None) -> SigningAssertion:
+               action: str) -> SigningAssertion:
         """Check and consume an assertion of ``expected_user`` (single use: the jti is kept)."""
         assertion = self.peek(token, expected_user, action)
         if not consume_jti(session, kind="reauth", jti=assertion.jti, issuer=assertion.username,
@@ -83,7 +83,7 @@ class SigningAssertions:
             raise InvalidSigningAssertion("signing assertion already used; re-authenticate")
         return assertion
 
-    def peek(self, token: str, expected_user: str, action: str | None = None) -> SigningAssertion:
+    def peek(self, token: str, expected_user: str, action: str) -> SigningAssertion:
         """Check an assertion without consuming it."""
         try:
             header = jwt.unverified_header(token)
@@ -105,8 +105,10 @@ class SigningAssertions:
         if claims.get("sub") != expected_user.strip().lower():
             raise InvalidSigningAssertion("signing assertion belongs to another user")
         act = str(claims.get("act", ""))
-        if action is not None and act and act != action:
-            raise InvalidSigningAssertion(f"signing assertion was made for {act!r}")
+        if act != action:
+            raise InvalidSigningAssertion(
+                f"signing assertion was made for {act!r}" if act else
+                "signing assertion names no action")
         return SigningAssertion(str(claims["sub"]), str(claims.get("name", "")), act, jti,
                                 iat, exp)
 

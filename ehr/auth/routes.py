@@ -63,12 +63,11 @@ def smart_configuration(service: AuthService, fhir_base: str) -> dict[str, Any]:
         "grant_types_supported": list(GRANT_TYPES),
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": sorted(CLIENT_ALGORITHMS),
-        "scopes_supported": ["system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs",
-                             "openid", "fhirUser"],
-        "response_types_supported": ["token"],
+        # Only what is implemented: no authorization endpoint (so no response types or PKCE
+        # methods) and no OpenID Connect id_token (so no openid/fhirUser scopes).
+        "scopes_supported": ["system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs"],
         "capabilities": ["client-confidential-asymmetric", "permission-user",
                          "permission-v1", "permission-v2"],
-        "code_challenge_methods_supported": ["S256"],
         "reauth_endpoint": urls.reauth_endpoint,
     }
 
@@ -142,7 +141,12 @@ def build_auth_router(service: AuthService) -> APIRouter:
             fields = _reauth_fields(await _body(request),
                                     request.headers.get("content-type", ""))
             password = require_password(fields.get("password"))
-            action = str(fields.get("action") or "")[:64]
+            action = str(fields.get("action") or "").strip()
+            if not action or len(action) > 64:
+                # A signature names what it signs (21 CFR 11.50): an assertion for no action
+                # would be accepted by none.
+                raise BadRequest("action is required (at most 64 characters): what the "
+                                 "signature is for, e.g. note-signing")
 
             def issue() -> Any:
                 # The failure count, the login failure and the re-authentication's record

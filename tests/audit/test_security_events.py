@@ -192,7 +192,7 @@ def test_reauthentication_success_and_failure(http: Any, alice: str, engine: Eng
     [record] = records(engine, seen)
     security(record, "reauth", "alice", "user", "success", ok.headers["X-Request-ID"])
     assert record["detail"] == {"action": "sign-note"}
-    bad = http.post("/auth/reauth", json={"password": WRONG}, headers=auth)
+    bad = http.post("/auth/reauth", json={"password": WRONG, "action": "sign-note"}, headers=auth)
     assert bad.status_code == 403
     failed, reauth = records(engine, seen + 1)
     security(failed, "login-failed", "alice", "user", "denied")

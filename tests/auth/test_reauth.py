@@ -20,7 +20,7 @@ def doctor(service: AuthService) -> str:
 
 
 def _issue(service: AuthService, username: str, password: str = STRONG_PASSWORD,
-           action: str = "") -> str | None:
+           action: str = "note-signing") -> str | None:
     with unit_of_work(service.engine) as s:
         issued = service.assertions.issue(s, username, password, action)
     return issued.assertion if issued else None
@@ -37,7 +37,7 @@ def test_issue_and_consume_once(service: AuthService, doctor: str) -> None:
         service.auth.auth_reauth_ttl_seconds
     with pytest.raises(InvalidSigningAssertion, match="already used"), \
             unit_of_work(service.engine) as s:
-        service.assertions.verify(s, token, doctor)
+        service.assertions.verify(s, token, doctor, "note-signing")
 
 
 def test_refusals(service: AuthService, doctor: str, clock: FakeClock,
@@ -47,22 +47,22 @@ def test_refusals(service: AuthService, doctor: str, clock: FakeClock,
     assert token is not None
     with unit_of_work(service.engine) as s:
         with pytest.raises(InvalidSigningAssertion, match="another user"):
-            service.assertions.verify(s, token, "eli")
+            service.assertions.verify(s, token, "eli", "waste-witness")
         with pytest.raises(InvalidSigningAssertion, match="made for"):
             service.assertions.verify(s, token, doctor, "note-signing")
         with pytest.raises(InvalidSigningAssertion):
-            service.assertions.verify(s, token[:-4] + "AAAA", doctor)
+            service.assertions.verify(s, token[:-4] + "AAAA", doctor, "waste-witness")
     # An access token is not a signing assertion, and the reverse.
     access = service.tokens.issue(urls, subject=doctor, kind="user",
                                   scopes=ScopeSet.parse("user/*.rs")).access_token
     with pytest.raises(InvalidSigningAssertion), unit_of_work(service.engine) as s:
-        service.assertions.verify(s, access, doctor)
+        service.assertions.verify(s, access, doctor, "waste-witness")
     with pytest.raises(InvalidToken):
         service.tokens.verify(token, urls)
     clock.advance(service.auth.auth_reauth_ttl_seconds)
     with pytest.raises(InvalidSigningAssertion, match="expired"), \
             unit_of_work(service.engine) as s:
-        service.assertions.verify(s, token, doctor)
+        service.assertions.verify(s, token, doctor, "waste-witness")
 
 
 def test_reauth_failures_count_toward_lockout(service: AuthService, doctor: str) -> None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from auth.signing import STRONG_PASSWORD, FakeClock, rs384_key
 from ehr.auth.oauth import JWT_BEARER
+from ehr.auth.reauth import InvalidSigningAssertion
 from ehr.auth.routes import build_auth_router
 from ehr.auth.service import AuthService
 from ehr.db import unit_of_work
@@ -56,6 +57,13 @@ def test_smart_configuration(http: TestClient) -> None:
     assert {"ES384", "RS384"} <= set(config["token_endpoint_auth_signing_alg_values_supported"])
     assert "permission-v2" in config["capabilities"]
     assert config["scopes_supported"]
+    # Nothing a client could try and find missing: there is no authorization endpoint and no
+    # OpenID Connect.
+    assert not {"authorization_endpoint", "response_types_supported",
+                "code_challenge_methods_supported"} & set(config)
+    assert not {"openid", "fhirUser"} & set(config["scopes_supported"])
+    assert not {"launch-ehr", "launch-standalone", "sso-openid-connect"} & \
+        set(config["capabilities"])
 
 
 def test_jwks_publishes_the_verification_key(http: TestClient, service: AuthService) -> None:
@@ -123,7 +131,18 @@ def test_reauth_endpoint(http: TestClient, service: AuthService) -> None:
     with unit_of_work(service.engine) as s:
         assertion = service.assertions.verify(s, ok.json()["assertion"], "pat", "note-signing")
     assert assertion.display_name == "Dr Pat Lee"
-    refused = http.post("/auth/reauth", data={"password": "not the password"}, headers=auth)
+    refused = http.post("/auth/reauth", data={"password": "not the password",
+                                              "action": "note-signing"}, headers=auth)
     assert refused.status_code == 403
-    assert http.post("/auth/reauth", json={"password": STRONG_PASSWORD}).status_code == 401
+    assert http.post("/auth/reauth", json={"password": STRONG_PASSWORD,
+                                           "action": "note-signing"}).status_code == 401
     assert http.post("/auth/reauth", json={}, headers=auth).status_code == 400
+    for action in (None, "", " ", "x" * 65):
+        body = {"password": STRONG_PASSWORD} | ({} if action is None else {"action": action})
+        unnamed = http.post("/auth/reauth", json=body, headers=auth)
+        assert unnamed.status_code == 400 and "action" in unnamed.text
+    # An assertion is accepted only by the action it names.
+    other = http.post("/auth/reauth", json={"password": STRONG_PASSWORD,
+                                            "action": "ledger-witness"}, headers=auth)
+    with pytest.raises(InvalidSigningAssertion), unit_of_work(service.engine) as s:
+        service.assertions.verify(s, other.json()["assertion"], "pat", "note-signing")

@@ -31,7 +31,7 @@ class _NoSignatures:
     """A dry run never carries an override: a signature is only ever checked by the write."""
 
     def verify(self, session: Session, token: str, expected_user: str,
-               action: str | None = None) -> SigningAssertion:
+               action: str) -> SigningAssertion:
         raise InvalidSigningAssertion("a dry run does not check signatures")
 
 

@@ -33,7 +33,7 @@ _SERVER_PARTS = ("signer", "signerName", "reauthenticated", "overrides")
 
 class AssertionVerifier(Protocol):
     def verify(self, session: Session, token: str, expected_user: str,
-               action: str | None = None) -> SigningAssertion: ...
+               action: str) -> SigningAssertion: ...
 
 
 def apply_override(session: Session, ctx: RequestContext, change: Change,
