@@ -216,12 +216,21 @@ def replace_membership(
         session.execute(sa.insert(M), rows)
 
 
+# Built once: every patient a clinician registers runs it, and building a statement costs
+# more than executing it. One round trip: the row is added unless it is there already.
+_ADD_MEMBER = sa.insert(M).from_select(
+    ["patient_id", "member", "source", "created_at"],
+    sa.select(sa.bindparam("p", type_=M.c.patient_id.type),
+              sa.bindparam("m", type_=M.c.member.type),
+              sa.bindparam("s", type_=M.c.source.type),
+              sa.bindparam("t", type_=M.c.created_at.type)).where(~sa.exists(
+        sa.select(_ONE).select_from(M).where(
+            M.c.patient_id == sa.bindparam("p"), M.c.member == sa.bindparam("m"),
+            M.c.source == sa.bindparam("s")))))
+
+
 def add_member(session: Session, patient_id: str, member: str, source: str, now: int) -> None:
-    exists = session.execute(sa.select(M.c.id).where(
-        M.c.patient_id == patient_id, M.c.member == member, M.c.source == source)).first()
-    if exists is None:
-        session.execute(sa.insert(M).values(patient_id=patient_id, member=member, source=source,
-                                            created_at=now))
+    session.execute(_ADD_MEMBER, {"p": patient_id, "m": member, "s": source, "t": now})
 
 
 def remove_members(session: Session, patient_id: str, members: Iterable[str], source: str
@@ -257,10 +266,13 @@ def has_grants(username: Any, now: Any) -> ColumnElement[bool]:
         B.c.username == username, B.c.expires_at > now))
 
 
+# Built once: every write by a clinician runs it (the purpose of use of its audit record).
+_EMERGENCY = sa.select(B.c.patient_id).where(B.c.username == sa.bindparam("u"),
+                                             B.c.expires_at > sa.bindparam("now"))
+
+
 def emergency_patients(session: Session, username: str, now: int) -> set[str]:
-    rows = session.execute(sa.select(B.c.patient_id).where(
-        B.c.username == username, B.c.expires_at > now))
-    return {r[0] for r in rows}
+    return {r[0] for r in session.execute(_EMERGENCY, {"u": username, "now": now})}
 
 
 def care_team_patients(session: Session, member_keys: Iterable[str],
