@@ -113,6 +113,10 @@ def main() -> int:
         auth, audit, interval = known[name]
         env = _env(url, var, auth=auth, audit=audit, seal_interval_ms=interval)
         vacuum_audit_queue(url)
+        if round_no > 0:
+            # Each round's creates add thousands of patients (and the physician's care-team
+            # rows); production's autovacuum would have analysed them by now.
+            analyze(url)
         with procs.Server(EHR, args.port, 2, env, work / f"server_{name}.log") as server:
             token = _token(args.port)
             if round_no == 0:
