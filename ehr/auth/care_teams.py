@@ -19,6 +19,8 @@ from ehr.store.hooks import Change, RuleRegistry
 from ehr.store.repository import StoredResource
 
 _MEMBER_TYPES = ("Practitioner/", "PractitionerRole/")
+# The source of the membership a user gets by registering a patient (no resource behind it).
+REGISTRATION = "registration"
 
 
 def _ref(node: Any) -> str | None:
@@ -72,7 +74,7 @@ def _registration(clock: Callable[[], int]) -> Callable[[Session, RequestContext
 
         def after(session: Session, stored: StoredResource) -> None:
             # The practitioner link when there is one, else the user itself.
-            repo.add_member(session, stored.rid, keys[-1], "registration", clock())
+            repo.add_member(session, stored.rid, keys[-1], REGISTRATION, clock())
 
         change.after_store.append(after)
 

@@ -27,14 +27,14 @@ from ehr.audit.events import AccessEvent
 from ehr.clinical.notes.exclusion import excluded_from_bulk_text
 from ehr.context import RequestContext
 from ehr.db import unit_of_work
-from ehr.errors import BadRequest, EhrError, Forbidden, Issue, outcome_of
+from ehr.errors import BadRequest, EhrError, Forbidden, outcome_of
 from ehr.fhir import canonical_json
 from ehr.fhir.everything import parse_since, parse_types
 from ehr.fhir.http import FhirResponse
 from ehr.fhir.interactions import Exchange
 from ehr.fhir.operations import Operation, OperationRegistry
 from ehr.fhir.pipeline import Pipeline
-from ehr.fhir.reader import REDISCLOSURE_NOTICE, part2_text
+from ehr.fhir.reader import REDISCLOSURE_ISSUE, part2_text
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.store import compartment, export_jobs
 
@@ -213,9 +213,8 @@ class ExportRunner:
         if part2:
             # 42 CFR 2.32: the disclosure carries the notice, as the manifest's message file.
             notice = folder / f"{NOTICE_TYPE}.ndjson"
-            notice.write_text(canonical_json.dumps_any(outcome_of(
-                [Issue("informational", REDISCLOSURE_NOTICE, "information")])) + "\n",
-                encoding="utf-8")
+            notice.write_text(canonical_json.dumps_any(outcome_of([REDISCLOSURE_ISSUE])) + "\n",
+                              encoding="utf-8")
             outputs.append({"type": NOTICE_TYPE, "url": file_url(base, job.job_id, notice.name),
                             "count": 1})
         return outputs, patients
@@ -229,7 +228,8 @@ class ExportRunner:
                 "operation:export", "Group" if spec["level"] == "group" else None,
                 spec.get("group"), patients=tuple(sorted(patients)),
                 detail={"job": job.job_id, "phase": "completed",
-                        "counts": {o["type"]: o["count"] for o in outputs}}))
+                        "counts": {o["type"]: o["count"] for o in outputs
+                                   if o["type"] != NOTICE_TYPE}}))
             export_jobs.update(session, job.job_id, now=instants.now_us(), state="completed",
                                output=outputs, finished_at=instants.now_us(), progress=None)
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from ehr.auth import access_repository as access
+from ehr.auth.care_teams import REGISTRATION
 from ehr.auth.users import Users
 from ehr.context import RequestContext
 from ehr.errors import NotFound
@@ -27,8 +28,6 @@ from ehr.fhir.writer import Writer
 from ehr.store.repository import get_current
 
 CARE_TEAM_SYSTEM = "urn:ehr:care-team"
-# The membership source of the user who registered the patient (``ehr.auth.care_teams``).
-REGISTRATION = "registration"
 
 
 def _practitioner_for(writer: Writer, users: Users, session: Session, username: str) -> str:

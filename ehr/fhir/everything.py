@@ -12,12 +12,12 @@ import base64
 
 from ehr.audit.events import AccessEvent, labels_in
 from ehr.clinical.notes.exclusion import excluded_from_bulk_text
-from ehr.errors import BadRequest, Issue
+from ehr.errors import BadRequest
 from ehr.fhir import bundles
 from ehr.fhir.http import FhirResponse
 from ehr.fhir.interactions import Exchange
 from ehr.fhir.operations import Operation, OperationRegistry
-from ehr.fhir.reader import REDISCLOSURE_NOTICE, part2_text
+from ehr.fhir.reader import REDISCLOSURE_ISSUE, part2_text
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
 from ehr.fhir.search.dates import parse_range
 from ehr.store import compartment
@@ -96,8 +96,7 @@ def everything(ex: Exchange, rtype: str | None, rid: str | None) -> FhirResponse
     entries = [f'{{"fullUrl":"{ex.base}/{r.rtype}/{r.rid}","resource":{r.content},'
                f'"search":{{"mode":"match"}}}}' for r in kept]
     if any(part2_text(r.content) for r in kept):
-        entries.append(bundles.outcome_entry(
-            [Issue("informational", REDISCLOSURE_NOTICE, "information")]))
+        entries.append(bundles.outcome_entry([REDISCLOSURE_ISSUE]))
     links = bundles.paging_links(ex.base, f"Patient/{rid}/$everything", params,
                                  _encode(rows[-1].pk) if more else None, None)
     ex.pipeline.recorder.record(ex.session, ex.ctx, AccessEvent(

@@ -25,6 +25,8 @@ from ehr.store.search_sql import execute_search, fetch_includes
 # 42 CFR 2.32: every disclosure of a Part 2 record carries this notice.
 REDISCLOSURE_NOTICE = ("42 CFR part 2 prohibits unauthorized use or disclosure of these records")
 REDISCLOSURE_HEADER = "X-Redisclosure-Notice"
+# The notice where a Bundle or an export carries it: an informational OperationOutcome issue.
+REDISCLOSURE_ISSUE = Issue("informational", REDISCLOSURE_NOTICE, "information")
 _PART2_CODES = ('"code":"SUD"', '"code":"42CFRPart2"')
 
 
@@ -37,10 +39,6 @@ def part2_text(text: str | None) -> bool:
     meta = canonical_json.loads(text).get("meta") or {}
     return any(isinstance(s, dict) and s.get("code") in ("SUD", "42CFRPart2")
                for s in meta.get("security") or [])
-
-
-def part2_labelled(stored: StoredResource) -> bool:
-    return part2_text(stored.content)
 
 
 def any_part2(rows: Sequence[StoredResource]) -> bool:
@@ -145,7 +143,7 @@ class Reader:
                                  protected=_protected([*page.rows, *included])))
         warnings = list(request.warnings)
         if any_part2(page.rows) or any_part2(included):
-            warnings.append(Issue("informational", REDISCLOSURE_NOTICE, "information"))
+            warnings.append(REDISCLOSURE_ISSUE)
         return SearchResult(request, self._view(page.rows), self._view(included), page.total,
                             page.next_cursor, page.prev_cursor, warnings)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from ehr.errors import Issue, outcome_of
+from ehr.errors import outcome_of
 from ehr.fhir import canonical_json, interactions
 from ehr.fhir.interactions import Exchange
-from ehr.fhir.reader import REDISCLOSURE_HEADER
+from ehr.fhir.reader import REDISCLOSURE_HEADER, REDISCLOSURE_ISSUE
 from ehr.fhir.transaction_entries import Entry
 
 
@@ -50,7 +50,6 @@ def read_entry(ex: Exchange, entry: Entry) -> dict[str, Any]:
         out["resource"] = resource
         if REDISCLOSURE_HEADER in reply.headers:
             # In a Bundle the notice cannot travel as a header: the entry's outcome holds it.
-            response["outcome"] = outcome_of(
-                [Issue("informational", reply.headers[REDISCLOSURE_HEADER], "information")])
+            response["outcome"] = outcome_of([REDISCLOSURE_ISSUE])
     out["response"] = response
     return out
