@@ -45,6 +45,13 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+def invalid_token() -> Unauthorized:
+    """The one 401 for every unusable token: the precise reason helps an attacker more than a
+    client, so it goes only in the exception's cause, for the server's logs."""
+    return Unauthorized("the access token is invalid or expired",
+                        headers=challenge("invalid_token", "invalid or expired token"))
+
+
 def actor_from_bearer(authorization: str | None, tokens: TokenService,
                       urls: ServerUrls) -> Actor:
     """Verify the bearer token; any problem is a 401 that does not say what was wrong."""
@@ -52,9 +59,5 @@ def actor_from_bearer(authorization: str | None, tokens: TokenService,
     try:
         claims = tokens.verify(token, urls)
     except InvalidToken as exc:
-        # The precise reason helps an attacker more than a client; it goes in the exception's
-        # cause for the server's logs only.
-        raise Unauthorized("the access token is invalid or expired",
-                           headers=challenge("invalid_token",
-                                             "invalid or expired token")) from exc
+        raise invalid_token() from exc
     return actor_of(claims)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from ehr.auth.account_status import AccountStatus
 from ehr.auth.clients import Clients
 from ehr.auth.clock import Clock, system_clock
-from ehr.auth.identity import actor_from_bearer
+from ehr.auth.identity import actor_from_bearer, invalid_token
 from ehr.auth.keys import ServerKey, load_or_create_server_key
 from ehr.auth.oauth import TokenEndpoint
 from ehr.auth.reauth import SigningAssertions
@@ -34,6 +35,7 @@ class AuthService:
     clients: Clients
     token_endpoint: TokenEndpoint
     assertions: SigningAssertions
+    accounts: AccountStatus
     # Security events (tokens, login failures, re-authentication, break-the-glass) go to the
     # audit trail through it; None only in tests of the identity layer alone.
     recorder: EventRecorder | None = None
@@ -50,13 +52,19 @@ class AuthService:
         endpoint = TokenEndpoint(engine, tokens, users=users, clients=clients, auth=auth,
                                  clock=clock, recorder=recorder)
         assertions = SigningAssertions(key, users, auth=auth, clock=clock)
+        accounts = AccountStatus(engine, users, clients,
+                                 check_seconds=auth.auth_account_check_seconds, clock=clock)
         return cls(engine, settings, auth, key, tokens, users, clients, endpoint, assertions,
-                   recorder)
+                   accounts, recorder)
 
     def urls(self, request_fhir_base: str) -> ServerUrls:
         """URLs from the configured FHIR base, else from the one the request came in on."""
         return ServerUrls.for_fhir_base(self.settings.base_url or request_fhir_base)
 
     def actor(self, authorization: str | None, request_fhir_base: str) -> Actor:
-        """The actor of a request's ``Authorization`` header (Unauthorized when unusable)."""
-        return actor_from_bearer(authorization, self.tokens, self.urls(request_fhir_base))
+        """The actor of a request's ``Authorization`` header (Unauthorized when unusable,
+        which includes a token whose account has been disabled since it was issued)."""
+        actor = actor_from_bearer(authorization, self.tokens, self.urls(request_fhir_base))
+        if not self.accounts.active(actor):
+            raise invalid_token()
+        return actor

@@ -17,6 +17,9 @@ class AuthSettings(BaseSettings):
     # PEM private key (EC P-256 -> ES256, RSA -> RS256). Empty: generated under var_dir/auth/.
     auth_signing_key_file: Path | None = None
     auth_token_ttl_seconds: int = 15 * 60
+    # How long a process trusts that the account behind a valid token is still active
+    # (``account_status``): disabling an account ends its tokens within this many seconds.
+    auth_account_check_seconds: float = 5
     auth_reauth_ttl_seconds: int = 5 * 60
     # SMART Backend Services: a client assertion may not expire further ahead than this.
     auth_assertion_max_lifetime_seconds: int = 5 * 60

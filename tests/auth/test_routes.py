@@ -146,3 +146,42 @@ def test_reauth_endpoint(http: TestClient, service: AuthService) -> None:
                                             "action": "ledger-witness"}, headers=auth)
     with pytest.raises(InvalidSigningAssertion), unit_of_work(service.engine) as s:
         service.assertions.verify(s, other.json()["assertion"], "pat", "note-signing")
+
+
+def test_disabling_an_account_ends_its_tokens_within_the_check_interval(
+        http: TestClient, service: AuthService, clock: FakeClock) -> None:
+    auth = {"Authorization": f"Bearer {_token(http)['access_token']}"}
+    assert http.get("/auth/me", headers=auth).status_code == 200
+    with unit_of_work(service.engine) as s:
+        service.users.set_active(s, "pat", False)
+    # A process trusts its last look at the account for the check interval, not longer.
+    assert http.get("/auth/me", headers=auth).status_code == 200
+    clock.advance(service.auth.auth_account_check_seconds)
+    refused = http.get("/auth/me", headers=auth)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    # The token itself is still unexpired: enabling the account again restores it.
+    with unit_of_work(service.engine) as s:
+        service.users.set_active(s, "pat", True)
+    clock.advance(service.auth.auth_account_check_seconds)
+    assert http.get("/auth/me", headers=auth).status_code == 200
+
+
+def test_disabling_a_client_ends_its_tokens(http: TestClient, service: AuthService,
+                                            clock: FakeClock) -> None:
+    key = rs384_key()
+    with unit_of_work(service.engine) as s:
+        service.clients.create(s, client_id="lab", jwks=key.jwks_json(),
+                               scopes="system/Observation.rs")
+    now = int(clock())
+    assertion = key.sign({"iss": "lab", "sub": "lab", "aud": "http://testserver/auth/token",
+                          "exp": now + 60, "jti": uuid.uuid4().hex})
+    token = http.post("/auth/token", data={
+        "grant_type": "client_credentials", "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert http.get("/auth/me", headers=auth).status_code == 200
+    with unit_of_work(service.engine) as s:
+        service.clients.set_active(s, "lab", False)
+    clock.advance(service.auth.auth_account_check_seconds)
+    assert http.get("/auth/me", headers=auth).status_code == 401
