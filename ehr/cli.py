@@ -151,6 +151,41 @@ def care_team_add(
     typer.echo(f"{username} is on the care team of Patient/{patient_id} (CareTeam/{team})")
 
 
+@care_team_cli.command("remove")
+def care_team_remove(
+    patient_id: Annotated[str, typer.Argument(help="Patient id (without 'Patient/')")],
+    member: Annotated[str, typer.Argument(
+        help="A user name, or a member reference such as Practitioner/123")],
+) -> None:
+    """Take a member off every CareTeam of a patient and end the membership registering the
+    patient gave them (audited as care-team-member-removed)."""
+    from ehr.app import build_pipeline
+    from ehr.audit.events import AccessEvent
+    from ehr.auth.users import Users
+    from ehr.db import unit_of_work
+    from ehr.errors import EhrError
+    from ehr.fhir.care_team_admin import remove_from_care_team
+
+    settings = get_settings()
+    _upgrade(settings)
+    engine = _engine(settings)
+    pid = patient_id.removeprefix("Patient/")
+    ctx = RequestContext(actor=SYSTEM, user_agent="ehr care-team remove")
+    pipeline = build_pipeline(settings)
+    try:
+        with unit_of_work(engine) as session:
+            changed = remove_from_care_team(pipeline, session, ctx, Users(), pid, member)
+            pipeline.recorder.record(session, ctx, AccessEvent(
+                "care-team-member-removed", status=200, category="security", patients=(pid,),
+                detail={"patient": pid, "member": member, "changed": changed}))
+    except EhrError as err:
+        typer.echo(f"error: {err.diagnostics}", err=True)
+        raise typer.Exit(1) from err
+    finally:
+        engine.dispose()
+    typer.echo(f"{member} is off the care team of Patient/{pid} ({', '.join(changed)})")
+
+
 @cli.command()
 def demo(
     if_empty: Annotated[

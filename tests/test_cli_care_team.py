@@ -101,3 +101,28 @@ def test_care_team_add_refuses_unknown_patient_and_user(db_url: str) -> None:
     assert unknown_user.exit_code == 1
     assert "nobody" in unknown_user.output
     assert _rows(db_url, "SELECT count(*) FROM care_team_member") == [(0,)]
+
+
+def test_care_team_remove(db_url: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
+    _create_user(runner, "dora")
+    _create_user(runner, "erin")
+    pid = _new_patient(db_url)
+    assert runner.invoke(cli, ["care-team", "add", pid, "dora"]).exit_code == 0
+    assert runner.invoke(cli, ["care-team", "add", pid, "erin"]).exit_code == 0
+
+    removed = runner.invoke(cli, ["care-team", "remove", f"Patient/{pid}", "dora"])
+    assert removed.exit_code == 0, removed.output
+    assert "CareTeam/" in removed.output
+    (practitioner,), = _rows(db_url, "SELECT practitioner FROM auth_user WHERE username='erin'")
+    members = _rows(db_url, f"SELECT member FROM care_team_member WHERE patient_id='{pid}'")
+    assert members == [(practitioner,)]
+    [(detail,)] = _rows(db_url, "SELECT body FROM audit_record "
+                                "WHERE interaction = 'care-team-member-removed'")
+    assert '"member":"dora"' in str(detail)
+
+    again = runner.invoke(cli, ["care-team", "remove", pid, "dora"])
+    assert again.exit_code == 1 and "not on a care team" in again.output
+    unknown = runner.invoke(cli, ["care-team", "remove", pid, "nobody"])
+    assert unknown.exit_code == 1 and "nobody" in unknown.output
