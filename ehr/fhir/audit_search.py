@@ -26,6 +26,7 @@ from ehr.audit.events import AccessEvent
 from ehr.audit.repository import AuditFilter, AuditRow, Cursor, Term
 from ehr.auth.roles import Role
 from ehr.context import RequestContext
+from ehr.dates import parse_range
 from ehr.errors import BadRequest, Forbidden, Issue, NotFound, outcome_of
 from ehr.fhir import canonical_json
 from ehr.fhir.audit_events import (
@@ -40,7 +41,6 @@ from ehr.fhir.bundles import envelope, paging_links
 from ehr.fhir.http import FhirResponse
 from ehr.fhir.interactions import Exchange, search_form
 from ehr.fhir.pipeline import Pipeline
-from ehr.fhir.search.dates import parse_range
 
 AUDIT_EVENT = "AuditEvent"
 SECURITY_ONLY = AuditFilter().where(Term("category", "security"))

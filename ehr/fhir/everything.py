@@ -12,6 +12,7 @@ import base64
 
 from ehr.audit.events import AccessEvent, labels_in
 from ehr.clinical.notes.exclusion import excluded_from_bulk_text
+from ehr.dates import parse_range
 from ehr.errors import BadRequest
 from ehr.fhir import bundles
 from ehr.fhir.http import FhirResponse
@@ -19,7 +20,6 @@ from ehr.fhir.interactions import Exchange
 from ehr.fhir.operations import Operation, OperationRegistry
 from ehr.fhir.reader import REDISCLOSURE_ISSUE, part2_text
 from ehr.fhir.resource_types import R4_RESOURCE_TYPES
-from ehr.fhir.search.dates import parse_range
 from ehr.store import compartment
 
 DEFAULT_COUNT = 100

@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from ehr.audit.events import AccessEvent, labels_in
 from ehr.context import RequestContext
+from ehr.dates import parse_range
 from ehr.errors import BadRequest, Gone, Issue, NotFound
 from ehr.fhir import canonical_json
 from ehr.fhir.pipeline import Pipeline
 from ehr.fhir.search import SearchRequest, parse_search
-from ehr.fhir.search.dates import parse_range
 from ehr.store import repository
 from ehr.store.repository import StoredResource
 from ehr.store.search_sql import execute_search, fetch_includes

@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from ehr.fhir.search.dates import parse_range, period_range
+from ehr.dates import parse_range, period_range
 from ehr.fhir.search.params import RESOURCE_TYPES, SearchParam, search_params_for
 from ehr.fhir.search.text import normalise
 from ehr.store.index_writer import IndexValues

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from ehr.dates import DAY, parse_range
 from ehr.errors import BadRequest
-from ehr.fhir.search.dates import DAY, parse_range
 from ehr.fhir.search.indexer import parse_reference
 from ehr.fhir.search.params import RESOURCE_TYPES, SearchParam
 from ehr.fhir.search.text import normalise

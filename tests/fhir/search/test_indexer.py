@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ehr.fhir.search.dates import MAX_TIME, parse_range, period_range
+from ehr.dates import MAX_TIME, parse_range, period_range
 from ehr.fhir.search.indexer import index_values, parse_reference
 from ehr.fhir.search.text import normalise
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from ehr.dates import DAY, parse_range
 from ehr.errors import BadRequest
-from ehr.fhir.search.dates import DAY, parse_range
 from ehr.fhir.search.parse import SearchRequest, parse_search
 from ehr.store.criteria import (
     AnyOf,

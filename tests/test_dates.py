@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ehr.fhir.search.dates import DAY, MAX_TIME, MIN_TIME, parse_range, period_range
+from ehr.dates import DAY, MAX_TIME, MIN_TIME, parse_range, period_range
 from ehr.instants import from_datetime as micros
 
 
