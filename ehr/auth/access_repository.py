@@ -71,11 +71,17 @@ def _exists(query: sa.Select[Any], one_row: bool) -> ColumnElement[bool]:
     return sa.exists(query.offset(sa.literal_column("0")) if one_row else query)
 
 
+def _current(member: Any, now: Any) -> ColumnElement[bool]:
+    """A membership row in force at ``now`` (inside its participant's period, if any)."""
+    return sa.and_(sa.or_(member.c.starts_at.is_(None), member.c.starts_at <= now),
+                   sa.or_(member.c.ends_at.is_(None), member.c.ends_at > now))
+
+
 def allowed_patients(member_keys: Any, username: Any, now: Any) -> sa.Select[Any]:
     """Patient ids on the user's care teams, plus those under an active break-the-glass grant.
 
     The arguments are values, or bind parameters of a statement that is cached and reused."""
-    care = sa.select(M.c.patient_id).where(M.c.member.in_(list(member_keys)))
+    care = sa.select(M.c.patient_id).where(M.c.member.in_(list(member_keys)), _current(M, now))
     emergency = sa.select(B.c.patient_id).where(B.c.username == username, B.c.expires_at > now)
     return sa.union(care, emergency)  # type: ignore[return-value]
 
@@ -89,7 +95,8 @@ def patient_allowed(patient_id: Any, member_keys: Any, username: Any, now: Any, 
     which PostgreSQL materialises whole for every row it checks."""
     m, b = M.alias(), B.alias()
     care = _exists(sa.select(_ONE).select_from(m).where(
-        m.c.member.in_(list(member_keys)), m.c.patient_id == patient_id), one_row)
+        m.c.member.in_(list(member_keys)), m.c.patient_id == patient_id, _current(m, now)),
+        one_row)
     emergency = _exists(sa.select(_ONE).select_from(b).where(
         b.c.username == username, b.c.patient_id == patient_id, b.c.expires_at > now), one_row)
     return sa.or_(care, emergency)
@@ -205,13 +212,23 @@ def filter_patients(session: Session, patient_ids: Iterable[str], patients: Any)
 # -- care-team membership -----------------------------------------------------------------
 
 
+Membership = tuple[str, str, int | None, int | None]  # patient, member, starts_at, ends_at
+
+
+def membership_rows(source: str, members: Iterable[Membership], now: int
+                    ) -> list[dict[str, Any]]:
+    """The ``care_team_member`` rows ``source`` grants: one per distinct member and period (a
+    member named twice with two periods is a member within either, never in between)."""
+    return [{"patient_id": p, "member": m, "source": source, "created_at": now,
+             "starts_at": s, "ends_at": e} for p, m, s, e in dict.fromkeys(members)]
+
+
 def replace_membership(
-    session: Session, source: str, members: Iterable[tuple[str, str]], now: int
+    session: Session, source: str, members: Iterable[Membership], now: int
 ) -> None:
     """Rebuild the rows a source resource (CareTeam/x, EpisodeOfCare/y) grants."""
     session.execute(sa.delete(M).where(M.c.source == source))
-    rows = [{"patient_id": p, "member": m, "source": source, "created_at": now}
-            for p, m in dict.fromkeys(members)]
+    rows = membership_rows(source, members, now)
     if rows:
         session.execute(sa.insert(M), rows)
 
@@ -276,12 +293,12 @@ def emergency_patients(session: Session, username: str, now: int) -> set[str]:
 
 
 def care_team_patients(session: Session, member_keys: Iterable[str],
-                       patient_ids: Iterable[str]) -> set[str]:
+                       patient_ids: Iterable[str], now: int) -> set[str]:
     ids = list(dict.fromkeys(patient_ids))
     if not ids:
         return set()
     rows = session.execute(sa.select(M.c.patient_id).where(
-        M.c.member.in_(list(member_keys)), M.c.patient_id.in_(ids)))
+        M.c.member.in_(list(member_keys)), M.c.patient_id.in_(ids), _current(M, now)))
     return {r[0] for r in rows}
 
 

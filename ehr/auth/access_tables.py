@@ -15,8 +15,8 @@ from ehr.store.tables import BigKey
 
 class CareTeamMemberRow(SQLModel, table=True):
     __tablename__ = "care_team_member"
+    # No unique key: a participant named twice in one team, with two periods, has two rows.
     __table_args__ = (
-        sa.UniqueConstraint("patient_id", "member", "source"),
         sa.Index("ix_care_team_member_member", "member", "patient_id"),
         sa.Index("ix_care_team_member_source", "source"),
     )
@@ -28,6 +28,9 @@ class CareTeamMemberRow(SQLModel, table=True):
     # What grants it: "CareTeam/<id>", "EpisodeOfCare/<id>" or "registration".
     source: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
     created_at: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    # The participant's period ([starts_at, ends_at), microseconds); NULL: open on that side.
+    starts_at: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    ends_at: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
 
 
 class BreakGlassRow(SQLModel, table=True):

@@ -13,8 +13,10 @@ from typing import Any
 from sqlmodel import Session
 
 from ehr.auth import access_repository as repo
+from ehr.auth.access_repository import Membership
 from ehr.auth.policy import member_keys
 from ehr.context import RequestContext
+from ehr.dates import MAX_TIME, MIN_TIME, period_range
 from ehr.store.hooks import Change, RuleRegistry
 from ehr.store.repository import StoredResource
 
@@ -29,30 +31,47 @@ def _ref(node: Any) -> str | None:
     return None
 
 
-def care_team_members(resource: dict[str, Any]) -> list[tuple[str, str]]:
+def _period(participant: dict[str, Any]) -> tuple[int | None, int | None] | None:
+    """A participant's period as [starts_at, ends_at) microseconds, None on an open side;
+    None in all when it cannot be read (the participant then grants nothing)."""
+    period = participant.get("period")
+    if period is None:
+        return None, None
+    try:
+        low, high = period_range(period.get("start"), period.get("end"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (None if low == MIN_TIME else low), (None if high == MAX_TIME else high)
+
+
+def care_team_members(resource: dict[str, Any]) -> list[Membership]:
     patient = _ref(resource.get("subject"))
     # A suspended team is halted: its members lose access until it is active again.
     if not patient or not patient.startswith("Patient/") or resource.get("status") in (
         "suspended", "inactive", "entered-in-error"):
         return []
     pid = patient.split("/")[1]
-    members = [_ref(p.get("member")) for p in resource.get("participant", [])
-               if isinstance(p, dict)]
-    return [(pid, m) for m in members if m and m.startswith(_MEMBER_TYPES)]
+    out: list[Membership] = []
+    for part in resource.get("participant", []):
+        member = _ref(part.get("member")) if isinstance(part, dict) else None
+        period = _period(part) if member and member.startswith(_MEMBER_TYPES) else None
+        if member and period is not None:
+            out.append((pid, member, *period))
+    return out
 
 
-def episode_members(resource: dict[str, Any]) -> list[tuple[str, str]]:
+def episode_members(resource: dict[str, Any]) -> list[Membership]:
     patient = _ref(resource.get("patient"))
     manager = _ref(resource.get("careManager"))
     if not patient or not patient.startswith("Patient/") or resource.get("status") in (
         "finished", "cancelled", "entered-in-error"):
         return []
     if manager and manager.startswith(_MEMBER_TYPES):
-        return [(patient.split("/")[1], manager)]
+        return [(patient.split("/")[1], manager, None, None)]
     return []
 
 
-def _rebuild(extract: Callable[[dict[str, Any]], list[tuple[str, str]]], clock: Callable[[], int]
+def _rebuild(extract: Callable[[dict[str, Any]], list[Membership]], clock: Callable[[], int]
              ) -> Callable[[Session, RequestContext, Change], None]:
     def rule(session: Session, ctx: RequestContext, change: Change) -> None:
         members = extract(change.resource) if change.resource is not None else []

@@ -308,7 +308,7 @@ class PolicyGuard:
         emergency = repo.emergency_patients(session, access.actor.id, access.now) & ids
         if not emergency:
             return ctx.purpose_of_use
-        own = repo.care_team_patients(session, member_keys(access.actor), emergency)
+        own = repo.care_team_patients(session, member_keys(access.actor), emergency, access.now)
         return "ETREAT" if emergency - own else ctx.purpose_of_use
 
     # -- writes ---------------------------------------------------------------------------

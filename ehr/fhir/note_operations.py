@@ -140,7 +140,8 @@ def sign_operation(ex: Exchange, rtype: str | None, rid: str | None) -> FhirResp
         if actor.id == author:
             raise Unprocessable("The author cannot review their own note", code="business-rule")
         patients = set(_patients(note))
-        if patients - care_team_patients(ex.session, member_keys(actor), patients):
+        if patients - care_team_patients(ex.session, member_keys(actor), patients,
+                                         ex.pipeline.clock()):
             raise Forbidden("The reviewer must be on the patient's care team")
     if ex.pipeline.assertions is None:
         raise ServiceUnavailable("Signing is not available: no re-authentication service")

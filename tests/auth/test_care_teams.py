@@ -181,3 +181,43 @@ def test_cannot_write_into_another_patients_record(app: Any, client: Any,
     moved = client.put(f"/fhir/Observation/{obs}", json={**observation(theirs), "id": obs},
                        headers={**FHIR_JSON, **doc})
     assert moved.status_code == 404
+
+
+def test_a_participant_is_a_member_only_within_its_period(app: Any, client: Any,
+                                                          bearer_header: Any) -> None:
+    pid = post(client, patient("Period"))
+    obs = post(client, observation(pid))
+    doc = physician(app, bearer_header)
+
+    def with_period(period: dict[str, str]) -> dict[str, Any]:
+        body = team(pid, "Practitioner/drwho")
+        body["participant"][0]["period"] = period
+        return body
+
+    def sees() -> tuple[int, int]:
+        read = client.get(f"/fhir/Observation/{obs}", headers=doc).status_code
+        return read, client.get("/fhir/Observation", headers=doc).json()["total"]
+
+    ended = post(client, with_period({"start": "2020-01-01", "end": "2021-06-30"}))
+    future = post(client, with_period({"start": "2999-01-01"}))
+    assert sees() == (404, 0)
+    # Open-ended from a past start: a member now. A date is the whole day: an end of today
+    # still counts until midnight (UTC).
+    current = post(client, with_period({"start": "2020-01-01"}))
+    assert sees() == (200, 1)
+    assert client.put(f"/fhir/CareTeam/{current}", json={
+        **with_period({"start": "2020-01-01", "end": "2021-01-01"}), "id": current},
+        headers=FHIR_JSON).status_code == 200
+    assert sees() == (404, 0)
+    # The same member twice in one team, with two periods: a member within either, not in
+    # the gap between them.
+    both = team(pid, "Practitioner/drwho", "Practitioner/drwho")
+    both["participant"][0]["period"] = {"end": "2021-01-01"}
+    both["participant"][1]["period"] = {"start": "2999-01-01"}
+    twice = post(client, both)
+    assert sees() == (404, 0)
+    both["participant"][1]["period"] = {"start": "2022-01-01"}
+    assert client.put(f"/fhir/CareTeam/{twice}", json={**both, "id": twice},
+                      headers=FHIR_JSON).status_code == 200
+    assert sees() == (200, 1)
+    assert ended and future

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,47 @@ def test_consents_stored_before_the_provision_type_index_get_it(fresh_engine: En
             "SELECT r.rid, t.code FROM search_token t JOIN resource r ON r.pk = t.res_pk "
             "WHERE t.param = '_provision-type'")).all())
     assert indexed == {"permits": "permit", "denies": "deny"}
+
+
+def test_stored_care_teams_are_rebuilt_with_periods_and_statuses(fresh_engine: Engine) -> None:
+    migrate.upgrade(fresh_engine, "c4f2a9d0e6b7")
+    teams = {
+        "dated": {"resourceType": "CareTeam", "status": "active",
+                  "subject": {"reference": "Patient/p1"}, "participant": [
+                      {"member": {"reference": "Practitioner/a"},
+                       "period": {"start": "2020-01-01", "end": "2021-01-01"}},
+                      {"member": {"reference": "Practitioner/b"}}]},
+        "suspended": {"resourceType": "CareTeam", "status": "suspended",
+                      "subject": {"reference": "Patient/p2"},
+                      "participant": [{"member": {"reference": "Practitioner/a"}}]},
+    }
+    with fresh_engine.begin() as conn:
+        for rid, body in teams.items():
+            conn.execute(text(
+                "INSERT INTO resource (rtype, rid, version_id, last_updated, deleted, content) "
+                "VALUES ('CareTeam', :rid, 1, 1, :deleted, :content)"),
+                {"rid": rid, "deleted": False, "content": json.dumps(body)})
+        # What the write hook stored before this revision: no periods, suspended teams too.
+        for patient, member, rid in (("p1", "Practitioner/a", "dated"),
+                                     ("p1", "Practitioner/b", "dated"),
+                                     ("p2", "Practitioner/a", "suspended"),
+                                     ("p3", "User/reg", None)):
+            conn.execute(text(
+                "INSERT INTO care_team_member (patient_id, member, source, created_at) "
+                "VALUES (:p, :m, :s, 1)"),
+                {"p": patient, "m": member, "s": f"CareTeam/{rid}" if rid else "registration"})
+
+    migrate.upgrade(fresh_engine)
+
+    with fresh_engine.connect() as conn:
+        rows = set(conn.execute(text(
+            "SELECT patient_id, member, source, starts_at, ends_at FROM care_team_member")))
+    def micros(*day: int) -> int:
+        return int(datetime(*day, tzinfo=UTC).timestamp()) * 1_000_000
+
+    # The end date is a whole day: membership ends at the following midnight (UTC).
+    assert rows == {
+        ("p1", "Practitioner/a", "CareTeam/dated", micros(2020, 1, 1), micros(2021, 1, 2)),
+        ("p1", "Practitioner/b", "CareTeam/dated", None, None),
+        ("p3", "User/reg", "registration", None, None),
+    }
