@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -123,32 +124,40 @@ def load(
         raise typer.Exit(code=1)
 
 
+def _care_team_change(command: str, change: Callable[[Any, Any, RequestContext], str]) -> str:
+    """Run ``change(pipeline, session, ctx)`` in one transaction as the service; an EhrError
+    becomes the command's error message and exit status 1."""
+    from ehr.app import build_pipeline
+    from ehr.db import unit_of_work
+    from ehr.errors import EhrError
+
+    settings = get_settings()
+    _upgrade(settings)
+    engine = _engine(settings)
+    ctx = RequestContext(actor=SYSTEM, user_agent=f"ehr care-team {command}")
+    try:
+        with unit_of_work(engine) as session:
+            return change(build_pipeline(settings), session, ctx)
+    except EhrError as err:
+        typer.echo(f"error: {err.diagnostics}", err=True)
+        raise typer.Exit(1) from err
+    finally:
+        engine.dispose()
+
+
 @care_team_cli.command("add")
 def care_team_add(
     patient_id: Annotated[str, typer.Argument(help="Patient id (without 'Patient/')")],
     username: Annotated[str, typer.Argument(help="The user to add")],
 ) -> None:
     """Add a user to a patient's care team (as a participant of its CareTeam resource)."""
-    from ehr.app import build_pipeline
     from ehr.auth.users import Users
-    from ehr.db import unit_of_work
-    from ehr.errors import EhrError
     from ehr.fhir.care_team_admin import add_to_care_team
 
-    settings = get_settings()
-    _upgrade(settings)
-    engine = _engine(settings)
-    ctx = RequestContext(actor=SYSTEM, user_agent="ehr care-team add")
-    try:
-        with unit_of_work(engine) as session:
-            team = add_to_care_team(build_pipeline(settings), session, ctx, Users(),
-                                    patient_id.removeprefix("Patient/"), username)
-    except EhrError as err:
-        typer.echo(f"error: {err.diagnostics}", err=True)
-        raise typer.Exit(1) from err
-    finally:
-        engine.dispose()
-    typer.echo(f"{username} is on the care team of Patient/{patient_id} (CareTeam/{team})")
+    pid = patient_id.removeprefix("Patient/")
+    team = _care_team_change("add", lambda pipeline, session, ctx: add_to_care_team(
+        pipeline, session, ctx, Users(), pid, username))
+    typer.echo(f"{username} is on the care team of Patient/{pid} (CareTeam/{team})")
 
 
 @care_team_cli.command("remove")
@@ -159,31 +168,21 @@ def care_team_remove(
 ) -> None:
     """Take a member off every CareTeam of a patient and end the membership registering the
     patient gave them (audited as care-team-member-removed)."""
-    from ehr.app import build_pipeline
     from ehr.audit.events import AccessEvent
     from ehr.auth.users import Users
-    from ehr.db import unit_of_work
-    from ehr.errors import EhrError
     from ehr.fhir.care_team_admin import remove_from_care_team
 
-    settings = get_settings()
-    _upgrade(settings)
-    engine = _engine(settings)
     pid = patient_id.removeprefix("Patient/")
-    ctx = RequestContext(actor=SYSTEM, user_agent="ehr care-team remove")
-    pipeline = build_pipeline(settings)
-    try:
-        with unit_of_work(engine) as session:
-            changed = remove_from_care_team(pipeline, session, ctx, Users(), pid, member)
-            pipeline.recorder.record(session, ctx, AccessEvent(
-                "care-team-member-removed", status=200, category="security", patients=(pid,),
-                detail={"patient": pid, "member": member, "changed": changed}))
-    except EhrError as err:
-        typer.echo(f"error: {err.diagnostics}", err=True)
-        raise typer.Exit(1) from err
-    finally:
-        engine.dispose()
-    typer.echo(f"{member} is off the care team of Patient/{pid} ({', '.join(changed)})")
+
+    def remove(pipeline: Any, session: Any, ctx: RequestContext) -> str:
+        changed = remove_from_care_team(pipeline, session, ctx, Users(), pid, member)
+        pipeline.recorder.record(session, ctx, AccessEvent(
+            "care-team-member-removed", status=200, category="security", patients=(pid,),
+            detail={"patient": pid, "member": member, "changed": changed}))
+        return ", ".join(changed)
+
+    changed = _care_team_change("remove", remove)
+    typer.echo(f"{member} is off the care team of Patient/{pid} ({changed})")
 
 
 @cli.command()

@@ -95,15 +95,18 @@ def test_token_errors_are_rfc6749_json(http: TestClient) -> None:
     assert unsupported.json()["error"] == "unsupported_grant_type"
 
 
-def test_backend_services_over_http(http: TestClient, service: AuthService,
-                                    clock: FakeClock) -> None:
+def _lab_assertion(service: AuthService, clock: FakeClock, scopes: str) -> str:
+    """Register the client ``lab`` with ``scopes``; a signed assertion of it."""
     key = rs384_key()
     with unit_of_work(service.engine) as s:
-        service.clients.create(s, client_id="lab", jwks=key.jwks_json(),
-                               scopes="system/Observation.cruds")
-    now = int(clock())
-    assertion = key.sign({"iss": "lab", "sub": "lab", "aud": "http://testserver/auth/token",
-                          "exp": now + 60, "jti": uuid.uuid4().hex})
+        service.clients.create(s, client_id="lab", jwks=key.jwks_json(), scopes=scopes)
+    return key.sign({"iss": "lab", "sub": "lab", "aud": "http://testserver/auth/token",
+                     "exp": int(clock()) + 60, "jti": uuid.uuid4().hex})
+
+
+def test_backend_services_over_http(http: TestClient, service: AuthService,
+                                    clock: FakeClock) -> None:
+    assertion = _lab_assertion(service, clock, "system/Observation.cruds")
     form = {"grant_type": "client_credentials", "client_assertion_type": JWT_BEARER,
             "client_assertion": assertion, "scope": "system/Observation.rs"}
     ok = http.post("/auth/token", data=form)
@@ -169,13 +172,7 @@ def test_disabling_an_account_ends_its_tokens_within_the_check_interval(
 
 def test_disabling_a_client_ends_its_tokens(http: TestClient, service: AuthService,
                                             clock: FakeClock) -> None:
-    key = rs384_key()
-    with unit_of_work(service.engine) as s:
-        service.clients.create(s, client_id="lab", jwks=key.jwks_json(),
-                               scopes="system/Observation.rs")
-    now = int(clock())
-    assertion = key.sign({"iss": "lab", "sub": "lab", "aud": "http://testserver/auth/token",
-                          "exp": now + 60, "jti": uuid.uuid4().hex})
+    assertion = _lab_assertion(service, clock, "system/Observation.rs")
     token = http.post("/auth/token", data={
         "grant_type": "client_credentials", "client_assertion_type": JWT_BEARER,
         "client_assertion": assertion}).json()["access_token"]

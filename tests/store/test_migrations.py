@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -198,6 +199,15 @@ def test_concurrent_upgrades_on_postgresql_run_one_at_a_time(fresh_url: str) -> 
         engine.dispose()
 
 
+def _store(conn: sa.Connection, rtype: str, resources: dict[str, Any]) -> None:
+    """Current rows of resources as an earlier revision stored them (no index rows)."""
+    for rid, body in resources.items():
+        conn.execute(text(
+            "INSERT INTO resource (rtype, rid, version_id, last_updated, deleted, content) "
+            "VALUES (:rtype, :rid, 1, 1, :deleted, :content)"),
+            {"rtype": rtype, "rid": rid, "deleted": False, "content": json.dumps(body)})
+
+
 def test_consents_stored_before_the_provision_type_index_get_it(fresh_engine: Engine) -> None:
     migrate.upgrade(fresh_engine, "5e1c0a7f3b21")
     consents = {
@@ -206,16 +216,12 @@ def test_consents_stored_before_the_provision_type_index_get_it(fresh_engine: En
         "says-nothing": {"resourceType": "Consent", "status": "active"},
     }
     with fresh_engine.begin() as conn:
-        for rid, body in consents.items():
-            conn.execute(text(
-                "INSERT INTO resource (rtype, rid, version_id, last_updated, deleted, content) "
-                "VALUES ('Consent', :rid, 1, 1, :deleted, :content)"),
-                {"rid": rid, "deleted": False, "content": json.dumps(body)})
+        _store(conn, "Consent", consents)
 
     migrate.upgrade(fresh_engine)
 
     with fresh_engine.connect() as conn:
-        indexed = dict(conn.execute(text(
+        indexed: dict[str, str] = dict(conn.execute(text(
             "SELECT r.rid, t.code FROM search_token t JOIN resource r ON r.pk = t.res_pk "
             "WHERE t.param = '_provision-type'")).all())
     assert indexed == {"permits": "permit", "denies": "deny"}
@@ -234,11 +240,7 @@ def test_stored_care_teams_are_rebuilt_with_periods_and_statuses(fresh_engine: E
                       "participant": [{"member": {"reference": "Practitioner/a"}}]},
     }
     with fresh_engine.begin() as conn:
-        for rid, body in teams.items():
-            conn.execute(text(
-                "INSERT INTO resource (rtype, rid, version_id, last_updated, deleted, content) "
-                "VALUES ('CareTeam', :rid, 1, 1, :deleted, :content)"),
-                {"rid": rid, "deleted": False, "content": json.dumps(body)})
+        _store(conn, "CareTeam", teams)
         # What the write hook stored before this revision: no periods, suspended teams too.
         for patient, member, rid in (("p1", "Practitioner/a", "dated"),
                                      ("p1", "Practitioner/b", "dated"),
@@ -254,8 +256,8 @@ def test_stored_care_teams_are_rebuilt_with_periods_and_statuses(fresh_engine: E
     with fresh_engine.connect() as conn:
         rows = set(conn.execute(text(
             "SELECT patient_id, member, source, starts_at, ends_at FROM care_team_member")))
-    def micros(*day: int) -> int:
-        return int(datetime(*day, tzinfo=UTC).timestamp()) * 1_000_000
+    def micros(year: int, month: int, day: int) -> int:
+        return int(datetime(year, month, day, tzinfo=UTC).timestamp()) * 1_000_000
 
     # The end date is a whole day: membership ends at the following midnight (UTC).
     assert rows == {
