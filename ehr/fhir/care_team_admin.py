@@ -19,6 +19,7 @@ from ehr.auth import access_repository as access
 from ehr.auth.care_teams import REGISTRATION
 from ehr.auth.users import Users
 from ehr.context import RequestContext
+from ehr.dates import period_range
 from ehr.errors import NotFound
 from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
@@ -91,6 +92,8 @@ class Participant:
     member: str  # the reference, e.g. Practitioner/123
     username: str | None
     display: str
+    period: str = ""  # the participant's period as written, e.g. "2026-01-05 to 2026-03-31"
+    period_state: str = ""  # "ended" or "not started" when now is outside it (no access)
 
 
 def _teams(pipeline: Pipeline, session: Session, ctx: RequestContext,
@@ -121,7 +124,8 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
             out.append(Participant(rid, str(team.get("status") or "unknown"), ref,
                                    user.username if user else None,
                                    user.display_name if user else str(member.get("display")
-                                                                      or "")))
+                                                                      or ""),
+                                   *_period_of(part.get("period"), pipeline.clock())))
     for ref, source in access.members_of(session, patient_id):
         if source == REGISTRATION:
             user = accounts.get(ref)
@@ -129,6 +133,19 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
                                    user.username if user else None,
                                    user.display_name if user else ""))
     return out
+
+
+def _period_of(period: Any, now: int) -> tuple[str, str]:
+    """A participant's period as text, and whether ``now`` falls after or before it."""
+    if not isinstance(period, dict) or not (period.get("start") or period.get("end")):
+        return "", ""
+    start, end = period.get("start"), period.get("end")
+    text = f"{start or 'open'} to {end or 'open'}"
+    try:
+        low, high = period_range(start, end)
+    except (TypeError, ValueError):
+        return text, "unreadable"
+    return text, "ended" if high <= now else "not started" if low > now else ""
 
 
 def remove_from_care_team(

@@ -247,3 +247,23 @@ def test_the_registering_clinician_is_listed_and_removable(web_app: Any,
         "csrf": csrf_of(listed.text), "patient": pid, "member": "drnolink"})
     assert removed.status_code == 200, removed.text
     assert api.get(f"/fhir/Patient/{pid}", headers=bearer).status_code == 404
+
+
+def test_care_team_page_shows_participant_periods(web_app: Any, admin: TestClient) -> None:
+    pid = patient(web_app, "Periods", "MRN-P1")
+    create(web_app, {"resourceType": "CareTeam", "status": "active",
+                     "subject": {"reference": f"Patient/{pid}"}, "participant": [
+                         {"member": {"reference": "Practitioner/past"},
+                          "period": {"start": "2020-01-01", "end": "2021-01-01"}},
+                         {"member": {"reference": "Practitioner/later"},
+                          "period": {"start": "2999-01-01"}},
+                         {"member": {"reference": "Practitioner/now"},
+                          "period": {"start": "2020-01-01"}}]})
+    listed = admin.get("/admin/care-teams", params={"patient": pid})
+    assert listed.status_code == 200
+    rows = {m: row for row in listed.text.split("<tr>")
+            for m in ("past", "later", "now") if f'value="Practitioner/{m}"' in row}
+    assert "2020-01-01 to 2021-01-01" in rows["past"] and ">ended<" in rows["past"]
+    assert "2999-01-01 to open" in rows["later"] and ">not started<" in rows["later"]
+    assert "2020-01-01 to open" in rows["now"]
+    assert ">ended<" not in rows["now"] and ">not started<" not in rows["now"]
