@@ -63,12 +63,17 @@ def _create_user(runner: CliRunner, name: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_care_team_add(db_url: str) -> None:
+def _clinic(db_url: str, *users: str) -> tuple[CliRunner, str]:
+    """A migrated database with these physicians and one patient: the runner and its id."""
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
-    _create_user(runner, "alice")
-    _create_user(runner, "bob")
-    pid = _new_patient(db_url)
+    for name in users:
+        _create_user(runner, name)
+    return runner, _new_patient(db_url)
+
+
+def test_care_team_add(db_url: str) -> None:
+    runner, pid = _clinic(db_url, "alice", "bob")
 
     first = runner.invoke(cli, ["care-team", "add", pid, "alice"])
     assert first.exit_code == 0, first.output
@@ -90,10 +95,7 @@ def test_care_team_add(db_url: str) -> None:
 
 
 def test_care_team_add_refuses_unknown_patient_and_user(db_url: str) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
-    _create_user(runner, "carol")
-    pid = _new_patient(db_url)
+    runner, pid = _clinic(db_url, "carol")
     unknown_patient = runner.invoke(cli, ["care-team", "add", "no-such-patient", "carol"])
     assert unknown_patient.exit_code == 1
     assert "no-such-patient" in unknown_patient.output
@@ -104,11 +106,7 @@ def test_care_team_add_refuses_unknown_patient_and_user(db_url: str) -> None:
 
 
 def test_care_team_remove(db_url: str) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
-    _create_user(runner, "dora")
-    _create_user(runner, "erin")
-    pid = _new_patient(db_url)
+    runner, pid = _clinic(db_url, "dora", "erin")
     assert runner.invoke(cli, ["care-team", "add", pid, "dora"]).exit_code == 0
     assert runner.invoke(cli, ["care-team", "add", pid, "erin"]).exit_code == 0
 

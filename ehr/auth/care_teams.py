@@ -31,7 +31,7 @@ def _ref(node: Any) -> str | None:
     return None
 
 
-def _period(participant: dict[str, Any]) -> tuple[int | None, int | None] | None:
+def participant_period(participant: dict[str, Any]) -> tuple[int | None, int | None] | None:
     """A participant's period as [starts_at, ends_at) microseconds, None on an open side;
     None in all when it cannot be read (the participant then grants nothing)."""
     period = participant.get("period")
@@ -54,7 +54,8 @@ def care_team_members(resource: dict[str, Any]) -> list[Membership]:
     out: list[Membership] = []
     for part in resource.get("participant", []):
         member = _ref(part.get("member")) if isinstance(part, dict) else None
-        period = _period(part) if member and member.startswith(_MEMBER_TYPES) else None
+        period = (participant_period(part) if member and member.startswith(_MEMBER_TYPES)
+                  else None)
         if member and period is not None:
             out.append((pid, member, *period))
     return out

@@ -16,10 +16,9 @@ from typing import Any
 from sqlmodel import Session
 
 from ehr.auth import access_repository as access
-from ehr.auth.care_teams import REGISTRATION
+from ehr.auth.care_teams import REGISTRATION, participant_period
 from ehr.auth.users import Users
 from ehr.context import RequestContext
-from ehr.dates import period_range
 from ehr.errors import NotFound
 from ehr.fhir import canonical_json
 from ehr.fhir.conditional import find_matches
@@ -125,7 +124,7 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
                                    user.username if user else None,
                                    user.display_name if user else str(member.get("display")
                                                                       or ""),
-                                   *_period_of(part.get("period"), pipeline.clock())))
+                                   *_period_of(part, pipeline.clock())))
     for ref, source in access.members_of(session, patient_id):
         if source == REGISTRATION:
             user = accounts.get(ref)
@@ -135,17 +134,20 @@ def care_team_participants(pipeline: Pipeline, session: Session, ctx: RequestCon
     return out
 
 
-def _period_of(period: Any, now: int) -> tuple[str, str]:
-    """A participant's period as text, and whether ``now`` falls after or before it."""
+def _period_of(participant: dict[str, Any], now: int) -> tuple[str, str]:
+    """A participant's period as written, and why it gives no access ``now`` (if it doesn't),
+    judged by the rule the membership rows follow (``participant_period``)."""
+    period = participant.get("period")
     if not isinstance(period, dict) or not (period.get("start") or period.get("end")):
         return "", ""
-    start, end = period.get("start"), period.get("end")
-    text = f"{start or 'open'} to {end or 'open'}"
-    try:
-        low, high = period_range(start, end)
-    except (TypeError, ValueError):
+    text = f"{period.get('start') or 'open'} to {period.get('end') or 'open'}"
+    bounds = participant_period(participant)
+    if bounds is None:
         return text, "unreadable"
-    return text, "ended" if high <= now else "not started" if low > now else ""
+    starts, ends = bounds
+    if ends is not None and ends <= now:
+        return text, "ended"
+    return text, "not started" if starts is not None and starts > now else ""
 
 
 def remove_from_care_team(

@@ -107,3 +107,27 @@ def test_everything_respects_the_care_team(app: Any, client: Any, bearer_header:
         events = [r for r in repository.stream(session, AuditFilter(), [SortKey("seq", False)])
                   if r.interaction == "operation:everything"]
     assert any(r.actor_id == "drall" and r.rid == mine for r in events)
+
+
+def test_everything_records_the_protected_labels_it_returned(app: Any, client: Any) -> None:
+    labelled = post(client, {"resourceType": "Patient"})
+    plain = post(client, {"resourceType": "Patient"})
+    for pid, meta in ((labelled, {"security": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "SUD"}]}),
+            (plain, {})):
+        post(client, {**observation(pid), "meta": meta})
+    # The suite's system client sees Part 2 records only under a Consent: the team's view.
+    post(client, {"resourceType": "Consent", "status": "active",
+                  "scope": {"text": "patient-privacy"}, "category": [{"text": "consent"}],
+                  "patient": {"reference": f"Patient/{labelled}"},
+                  "provision": {"type": "permit", "actor": [{
+                      "role": {"text": "recipient"},
+                      "reference": {"reference": "Device/test-suite"}}]}})
+    for pid in (labelled, plain):
+        assert client.get(f"/fhir/Patient/{pid}/$everything").status_code == 200
+    with unit_of_work(sealed(app.state.engine, app)) as session:
+        events = {r.rid: r for r in repository.stream(session, AuditFilter(),
+                                                      [SortKey("seq", False)])
+                  if r.interaction == "operation:everything"}
+    assert events[labelled].protected and '"protected":["SUD"]' in events[labelled].body
+    assert not events[plain].protected
